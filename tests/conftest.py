@@ -1,0 +1,48 @@
+"""Shared fixtures: the bundled sample, the repository root, and real S3 servers on 127.0.0.1."""
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.s3servers import S3Server, moto_server, seaweedfs
+
+REPO = Path(__file__).resolve().parent.parent
+SAMPLE = REPO / "data" / "sample"
+
+
+@pytest.fixture(scope="session")
+def repo_root() -> Path:
+    """The repository root."""
+    return REPO
+
+
+@pytest.fixture(scope="session")
+def sample_dir() -> Path:
+    """The bundled real Xetra sample, in the bucket layout."""
+    return SAMPLE
+
+
+@pytest.fixture(scope="session")
+def seaweed() -> S3Server:
+    """One SeaweedFS server for the whole test session."""
+    with seaweedfs() as server:
+        yield server
+
+
+@pytest.fixture(scope="session")
+def motoserver() -> S3Server:
+    """One moto server for the whole test session."""
+    with moto_server() as server:
+        yield server
+
+
+def run_job(*args: str, env: dict[str, str] | None = None, cwd: Path = REPO,
+            timeout: float = 240) -> subprocess.CompletedProcess:
+    """Run `python run.py ARGS` as a subprocess, as a user would."""
+    return subprocess.run([sys.executable, str(REPO / "run.py"), *args], cwd=cwd,
+                          env={**os.environ, **(env or {})}, capture_output=True, text=True,
+                          timeout=timeout, check=False)

@@ -1,0 +1,107 @@
+"""The entrypoint: arguments, configuration, logging, wiring of adapters, and exit codes."""
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import logging
+import sys
+from concurrent.futures import ThreadPoolExecutor
+from typing import Sequence, TextIO
+
+from xetra.config import (AppConfig, ConfigError, StorageLocation, configure_logging,
+                          load_config, parse_date)
+from xetra.etl import XetraETL
+from xetra.formats import SourceFormatError
+from xetra.meta import LockHeldError, MetaFileError, yesterday
+from xetra.s3 import S3BucketConnector
+from xetra.storage import LocalStorage, ObjectStore, StorageError
+
+logger = logging.getLogger("xetra")
+
+EXIT_OK = 0
+EXIT_FAILED = 1
+EXIT_CONFIG = 2
+EXIT_LOCKED = 3
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The command line of run.py."""
+    parser = argparse.ArgumentParser(
+        prog="run.py", description="Build the daily per-ISIN Xetra report (report1).")
+    parser.add_argument("--config", required=True, help="YAML configuration file")
+    parser.add_argument("--from", dest="first", help="first date YYYY-MM-DD "
+                        "(default: job.first_date)")
+    parser.add_argument("--to", dest="last", help="last date YYYY-MM-DD "
+                        "(default: yesterday in the job's time zone)")
+    parser.add_argument("--source", help="override source.url (local path or s3://bucket/prefix)")
+    parser.add_argument("--target", help="override target.url (local path or s3://bucket/prefix)")
+    parser.add_argument("--dry-run", action="store_true",
+                        help="print the dates that would be processed; write nothing")
+    return parser
+
+
+def open_store(location: StorageLocation, config: AppConfig, create: bool) -> ObjectStore:
+    """The adapter for a location: S3BucketConnector for s3://, LocalStorage otherwise."""
+    if location.is_s3:
+        return S3BucketConnector(location, config.s3,
+                                 max_pool_connections=max(10, config.job.max_concurrent_reads))
+    return LocalStorage(location.url, create=create)
+
+
+def date_window(config: AppConfig, first: str | None, last: str | None,
+                now: dt.datetime | None = None) -> tuple[dt.date, dt.date]:
+    """The run's first and last date, validated: never today or later, first <= last."""
+    latest_allowed = yesterday(config.job.timezone, now)
+    start = parse_date(first, "--from") if first else config.job.first_date
+    end = parse_date(last, "--to") if last else latest_allowed
+    if end > latest_allowed:
+        raise ConfigError(f"--to: {end} is not over yet in {config.job.timezone}; the latest "
+                          f"complete date is {latest_allowed}")
+    if start > end:
+        setting = "--from" if first else "job.first_date"
+        raise ConfigError(f"{setting}: {start} is after the end date {end}")
+    return start, end
+
+
+def run(argv: Sequence[str], stdout: TextIO = sys.stdout, stderr: TextIO = sys.stderr) -> int:
+    """Run the job; returns the process exit status."""
+    args = build_parser().parse_args(argv)
+    try:
+        config = load_config(args.config).with_locations(args.source, args.target)
+        first, last = date_window(config, args.first, args.last)
+        configure_logging(config)
+    except ConfigError as exc:
+        stderr.write(f"xetra: configuration error: {exc}\n")
+        return EXIT_CONFIG
+    try:
+        source = open_store(config.source, config, create=False)
+        target = open_store(config.target, config, create=not args.dry_run)
+        source.check_access()
+        if not args.dry_run or config.target.is_s3:
+            target.check_access()  # a dry run creates no local folder
+        with ThreadPoolExecutor(config.job.max_concurrent_reads,
+                                thread_name_prefix="xetra-read") as pool:
+            etl = XetraETL(source, target, config, pool)
+            if args.dry_run:
+                pending = etl.plan(first, last)
+                stdout.write("".join(f"{day}\n" for day in pending))
+                logger.info("dry run: %d date(s) would be processed from %s to %s",
+                            len(pending), first, last)
+                return EXIT_OK
+            summary = etl.etl_report1(first, last)
+        logger.info(summary.line())
+        stdout.write(f"report objects under {target.describe(config.report.prefix)}\n")
+        return EXIT_OK
+    except LockHeldError as exc:
+        logger.error("%s", exc)
+        stderr.write(f"xetra: {exc}\n")
+        return EXIT_LOCKED
+    except (StorageError, SourceFormatError, MetaFileError) as exc:
+        logger.error("run failed: %s", exc)
+        stderr.write(f"xetra: run failed: {exc}\n")
+        return EXIT_FAILED
+
+
+def main() -> None:
+    """Console entry point."""
+    sys.exit(run(sys.argv[1:]))

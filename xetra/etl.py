@@ -1,0 +1,261 @@
+"""The application layer: which dates a run processes, in which order, and how it commits."""
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import re
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import Callable
+
+import pyarrow as pa
+
+from xetra import transform
+from xetra.config import AppConfig
+from xetra.formats import ParsedSource, SourceFormatError, empty_source_table
+from xetra.meta import MetaEntry, MetaProcess, MetaSnapshot, RunLock, utc_now_iso
+from xetra.storage import ObjectStore
+from xetra.transform import RowCounts
+
+logger = logging.getLogger(__name__)
+
+# A header-only object is this many bytes (LF or CRLF line end): no need to GET it.
+HEADER_ONLY_SIZES = frozenset({136, 137})
+
+
+@dataclass
+class DaySource:
+    """The source rows of one date, as read from its hourly objects."""
+
+    table: pa.Table
+    malformed_rows: int
+    skipped_objects: list[str] = field(default_factory=list)
+
+
+@dataclass
+class RunSummary:
+    """What a run did; its `line()` is the last log line of the run."""
+
+    processed: list[dt.date] = field(default_factory=list)
+    waiting: list[dt.date] = field(default_factory=list)
+    counts: RowCounts = field(default_factory=RowCounts)
+    report_rows: int = 0
+    report_keys: list[str] = field(default_factory=list)
+    skipped_objects: list[str] = field(default_factory=list)
+    seconds: float = 0.0
+
+    def line(self) -> str:
+        """One line: dates, rows read, rows dropped by reason, report rows, keys, seconds."""
+        if self.processed:
+            dates = f"{len(self.processed)} ({self.processed[0]}..{self.processed[-1]})"
+        else:
+            dates = "0"
+        keys = ", ".join(self.report_keys) if len(self.report_keys) <= 2 else \
+            f"{self.report_keys[0]} .. {self.report_keys[-1]} ({len(self.report_keys)} objects)"
+        waiting = f"; waiting for source data: {', '.join(map(str, self.waiting))}" \
+            if self.waiting else ""
+        skipped = f"; skipped bad objects: {', '.join(self.skipped_objects)}" \
+            if self.skipped_objects else ""
+        counts = self.counts
+        return (f"run summary: dates processed={dates}, rows read={counts.rows_read}, "
+                f"rows dropped: invalid={counts.invalid} zero_volume={counts.zero_volume} "
+                f"other_currency={counts.other_currency} duplicate={counts.duplicate}, "
+                f"report rows={self.report_rows}, report keys={keys or 'none'}, "
+                f"seconds={self.seconds:.2f}{waiting}{skipped}")
+
+
+class SourceReader:
+    """Reads the hourly CSV objects of one date with a bounded pool of concurrent GETs."""
+
+    def __init__(self, store: ObjectStore, pool: ThreadPoolExecutor, skip_bad_objects: bool):
+        self.store = store
+        self.pool = pool
+        self.skip_bad_objects = skip_bad_objects
+
+    def hourly_objects(self, day: dt.date):
+        """The date's hourly objects (per-minute objects are not read), or [] if none yet."""
+        pattern = re.compile(rf"{day.isoformat()}_BINS_XETR(\d\d)\.csv")
+        return [info for info in self.store.list_objects(f"{day.isoformat()}/")
+                if pattern.fullmatch(info.key.rsplit("/", 1)[-1])]
+
+    def _read(self, key: str) -> ParsedSource | str:
+        try:
+            return self.store.read_csv(key)
+        except SourceFormatError as exc:
+            if not self.skip_bad_objects:
+                raise
+            logger.warning("skipping bad object: %s", exc)
+            return str(exc)
+
+    def read_day(self, day: dt.date) -> DaySource | None:
+        """All rows of the date in key order, or None when it has no hourly objects yet."""
+        objects = self.hourly_objects(day)
+        if not objects:
+            return None
+        with_rows = [info.key for info in objects if info.size not in HEADER_ONLY_SIZES]
+        parsed = list(self.pool.map(self._read, with_rows))
+        tables = [item.table for item in parsed if isinstance(item, ParsedSource)]
+        return DaySource(
+            table=pa.concat_tables([empty_source_table(), *tables]),
+            malformed_rows=sum(item.malformed_rows for item in parsed
+                               if isinstance(item, ParsedSource)),
+            skipped_objects=[key for key, item in zip(with_rows, parsed)
+                             if not isinstance(item, ParsedSource)],
+        )
+
+
+class PreviousTradingDays:
+    """Closing prices of the latest trading day seen, and the days known to have no trades.
+
+    The look-back reads the source for days this run has not processed, so a date's rows
+    are the same whether it is computed alone or within a longer run (batch invariance).
+    """
+
+    def __init__(self, load_closes: Callable[[dt.date], pa.Table | None], lookback_days: int):
+        self.load_closes = load_closes
+        self.lookback_days = lookback_days
+        self.latest: tuple[dt.date, pa.Table] | None = None
+        self.without_trades: set[dt.date] = set()
+
+    def remember(self, day: dt.date, closes: pa.Table | None) -> None:
+        """Record what processing `day` found: its closes, or None for no trades."""
+        if closes is None:
+            self.without_trades.add(day)
+        elif self.latest is None or day > self.latest[0]:
+            self.latest = (day, closes)
+
+    def closes_before(self, day: dt.date) -> pa.Table | None:
+        """Closes of the latest trading day before `day` within the look-back, else None."""
+        for back in range(1, self.lookback_days + 1):
+            candidate = day - dt.timedelta(days=back)
+            if self.latest is not None and candidate == self.latest[0]:
+                return self.latest[1]
+            if candidate in self.without_trades:
+                continue
+            closes = self.load_closes(candidate)
+            self.remember(candidate, closes)
+            if closes is not None:
+                return closes
+        return None
+
+
+class XetraETL:
+    """Extract the Xetra source of each pending date, transform it into report1, load it,
+    and record the date in the meta file, one date at a time (exactly once per date)."""
+
+    def __init__(self, source: ObjectStore, target: ObjectStore, config: AppConfig,
+                 pool: ThreadPoolExecutor):
+        self.config = config
+        self.target = target
+        self.reader = SourceReader(source, pool, config.job.skip_bad_objects)
+        self.meta = MetaProcess(target, config.meta)
+        self.history = PreviousTradingDays(self._closes_of, config.job.lookback_days)
+        report = config.report
+        extension = report.format
+        self.report_key_pattern = re.compile(
+            rf"{re.escape(report.prefix + report.name)}_(\d{{4}}-\d{{2}}-\d{{2}})\."
+            rf"{extension}")
+
+    def report_key(self, day: dt.date) -> str:
+        """The deterministic key of a date's report object, so a rerun overwrites, never adds."""
+        report = self.config.report
+        return f"{report.prefix}{report.name}_{day.isoformat()}.{report.format}"
+
+    def extract(self, day: dt.date) -> DaySource | None:
+        """The date's source rows, or None when none of its hourly objects exist yet."""
+        return self.reader.read_day(day)
+
+    def _trades(self, day: dt.date, source: DaySource) -> tuple[pa.Table, RowCounts]:
+        return transform.select_trades(source.table, day, self.config.report.currencies,
+                                       source.malformed_rows)
+
+    def _closes_of(self, day: dt.date) -> pa.Table | None:
+        source = self.extract(day)
+        if source is None:
+            return None
+        trades, _ = self._trades(day, source)
+        if trades.num_rows == 0:
+            return None
+        return transform.closing_prices(transform.daily_summary(trades, day))
+
+    def transform(self, day: dt.date, source: DaySource) -> tuple[pa.Table, RowCounts]:
+        """report1 rows of the date (logical column names) and its row counts."""
+        trades, counts = self._trades(day, source)
+        if trades.num_rows == 0:
+            self.history.remember(day, None)
+            return transform.empty_report(), counts
+        summary = transform.daily_summary(trades, day)
+        report = transform.with_change_to_previous_close(
+            summary, self.history.closes_before(day))
+        self.history.remember(day, transform.closing_prices(summary))
+        return report, counts
+
+    def load(self, day: dt.date, report: pa.Table) -> str:
+        """Write the date's report object; no object for a date without trades."""
+        if report.num_rows == 0:
+            return ""
+        key = self.report_key(day)
+        self.target.write_table(
+            key, transform.with_output_names(report, self.config.report.columns),
+            self.config.report.format)
+        return key
+
+    def remove_orphans(self, snapshot: MetaSnapshot, scope: set[dt.date] | None = None) -> int:
+        """Delete report objects of dates the meta file does not list (left by a killed run).
+
+        `scope` limits this to some dates, for runs that share the target with others.
+        """
+        removed = 0
+        for info in self.target.list_objects(self.config.report.prefix):
+            match = self.report_key_pattern.fullmatch(info.key)
+            if not match:
+                continue
+            day = dt.date.fromisoformat(match.group(1))
+            if day not in snapshot.entries and (scope is None or day in scope):
+                logger.warning("removing orphan report object %s (date not in meta file)",
+                               self.target.describe(info.key))
+                self.target.delete(info.key)
+                removed += 1
+        return removed
+
+    def plan(self, first: dt.date, last: dt.date) -> list[dt.date]:
+        """Dates from `first` to `last` not yet in the meta file."""
+        return self.meta.pending_dates(self.meta.load(), first, last)
+
+    def etl_report1(self, first: dt.date, last: dt.date) -> RunSummary:
+        """Process every pending date from `first` to `last` under the run lock."""
+        started = time.monotonic()
+        summary = RunSummary()
+        lock = RunLock(self.target, self.config.meta.lock_key, self.config.meta.lock_ttl_seconds)
+        lock.acquire()
+        try:
+            snapshot = self.meta.load()
+            self.remove_orphans(snapshot)
+            pending = self.meta.pending_dates(snapshot, first, last)
+            logger.info("%d date(s) to process from %s to %s", len(pending), first, last)
+            for day in pending:
+                self._process_day(day, summary)
+                lock.refresh()
+        finally:
+            lock.release()
+        summary.seconds = time.monotonic() - started
+        return summary
+
+    def _process_day(self, day: dt.date, summary: RunSummary) -> None:
+        source = self.extract(day)
+        if source is None:
+            logger.info("%s: no hourly source objects yet; left for a later run", day)
+            summary.waiting.append(day)
+            return
+        report, counts = self.transform(day, source)
+        key = self.load(day, report)
+        self.meta.record([MetaEntry(day, utc_now_iso(), key, str(report.num_rows))])
+        logger.info("%s: %d rows read, %d rows dropped, %d report rows -> %s", day,
+                    counts.rows_read, counts.dropped, report.num_rows, key or "no trades")
+        summary.processed.append(day)
+        summary.counts.add(counts)
+        summary.report_rows += report.num_rows
+        summary.skipped_objects.extend(source.skipped_objects)
+        if key:
+            summary.report_keys.append(key)

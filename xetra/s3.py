@@ -1,0 +1,159 @@
+"""The S3 adapter: boto3 with pagination, retries, conditional writes and clear errors."""
+from __future__ import annotations
+
+import logging
+
+import boto3
+import pyarrow as pa
+from botocore import UNSIGNED
+from botocore.config import Config
+from botocore.exceptions import (BotoCoreError, ClientError, ConnectionError as BotoConnectionError,
+                                 NoCredentialsError, PartialCredentialsError)
+
+from xetra import formats
+from xetra.config import S3ClientSettings, StorageLocation
+from xetra.storage import (ObjectInfo, ObjectNotFound, PreconditionFailed, StorageError,
+                           VersionedBytes)
+
+logger = logging.getLogger(__name__)
+
+_PRECONDITION_CODES = {"PreconditionFailed", "412", "ConditionalRequestConflict", "409"}
+_MISSING_KEY_CODES = {"NoSuchKey", "404", "NotFound"}
+
+
+class S3BucketConnector:
+    """One bucket (and key prefix) on S3 or an S3-compatible server.
+
+    Credentials come only from boto3's default chain (environment, profile, pod role);
+    `unsigned` reads public buckets such as Deutsche Börse's without any.
+    """
+
+    def __init__(self, location: StorageLocation, settings: S3ClientSettings | None = None,
+                 max_pool_connections: int = 10):
+        settings = settings or S3ClientSettings()
+        self.bucket_name = location.bucket
+        self.prefix = location.prefix
+        client_config = Config(
+            signature_version=UNSIGNED if location.unsigned else None,
+            retries={"mode": settings.retry_mode, "max_attempts": settings.max_attempts},
+            connect_timeout=settings.connect_timeout,
+            read_timeout=settings.read_timeout,
+            max_pool_connections=max_pool_connections,
+        )
+        session = boto3.session.Session()
+        self.client = session.client("s3", endpoint_url=location.endpoint_url,
+                                     region_name=location.region, config=client_config)
+
+    def describe(self, key: str = "") -> str:
+        """The s3:// URL of `key`."""
+        return f"s3://{self.bucket_name}/{self.prefix}{key}"
+
+    def _error(self, exc: Exception, action: str, key: str = "") -> StorageError:
+        """Translate a botocore error into one line that names bucket and key."""
+        where = f"{action} {self.describe(key)}"
+        if isinstance(exc, ClientError):
+            return self._client_error(exc, where)
+        if isinstance(exc, (NoCredentialsError, PartialCredentialsError)):
+            return StorageError(f"{where}: no AWS credentials found (set "
+                                f"AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY, a profile or a role, "
+                                f"or source.unsigned for a public bucket)")
+        if isinstance(exc, BotoConnectionError):
+            return StorageError(f"{where}: cannot connect to the S3 endpoint "
+                                f"({type(exc).__name__})")
+        return StorageError(f"{where}: {type(exc).__name__}: {exc}")
+
+    def _client_error(self, exc: ClientError, where: str) -> StorageError:
+        code = str(exc.response.get("Error", {}).get("Code", ""))
+        status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode")
+        if code in _PRECONDITION_CODES or status == 412:
+            return PreconditionFailed(f"{where}: precondition failed ({code})")
+        if code in _MISSING_KEY_CODES:
+            return ObjectNotFound(f"{where}: no such object")
+        known = {
+            "NoSuchBucket": f"bucket {self.bucket_name} does not exist",
+            "AccessDenied": "access denied", "403": "access denied",
+            "InvalidAccessKeyId": "access denied (unknown access key)",
+            "SignatureDoesNotMatch": "access denied (bad secret key)",
+        }
+        message = known.get(code) or \
+            f"{code or status} {exc.response.get('Error', {}).get('Message', '')}".rstrip()
+        return StorageError(f"{where}: {message}")
+
+    def check_access(self) -> None:
+        """HEAD the bucket: fails clearly on a missing bucket, bad credentials or endpoint."""
+        try:
+            self.client.head_bucket(Bucket=self.bucket_name)
+        except ClientError as exc:
+            status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode")
+            if status == 404:
+                raise StorageError(f"bucket {self.bucket_name} does not exist "
+                                   f"({self.describe()})") from None
+            raise self._error(exc, "cannot access") from None
+        except BotoCoreError as exc:
+            raise self._error(exc, "cannot access") from None
+
+    def list_objects(self, prefix: str) -> list[ObjectInfo]:
+        """Every object under `prefix`, following ListObjectsV2 pagination."""
+        paginator = self.client.get_paginator("list_objects_v2")
+        found = []
+        try:
+            for page in paginator.paginate(Bucket=self.bucket_name, Prefix=self.prefix + prefix):
+                for item in page.get("Contents", []):
+                    found.append(ObjectInfo(item["Key"][len(self.prefix):], item["Size"]))
+        except (ClientError, BotoCoreError) as exc:
+            raise self._error(exc, "cannot list", prefix) from None
+        return sorted(found, key=lambda info: info.key)
+
+    def get_bytes(self, key: str) -> bytes:
+        """The whole object."""
+        try:
+            response = self.client.get_object(Bucket=self.bucket_name, Key=self.prefix + key)
+            return response["Body"].read()
+        except (ClientError, BotoCoreError) as exc:
+            raise self._error(exc, "cannot read", key) from None
+
+    def get_versioned(self, key: str) -> VersionedBytes | None:
+        """The object and its ETag, or None when it does not exist."""
+        try:
+            response = self.client.get_object(Bucket=self.bucket_name, Key=self.prefix + key)
+            return VersionedBytes(response["Body"].read(), response["ETag"])
+        except (ClientError, BotoCoreError) as exc:
+            error = self._error(exc, "cannot read", key)
+            if isinstance(error, ObjectNotFound):
+                return None
+            raise error from None
+
+    def put_bytes(self, key: str, data: bytes, *, if_none_match: bool = False,
+                  if_match: str | None = None) -> str:
+        """PUT the object; `if_none_match` creates only, `if_match` replaces only that ETag."""
+        conditions = {}
+        if if_none_match:
+            conditions["IfNoneMatch"] = "*"
+        if if_match is not None:
+            conditions["IfMatch"] = if_match
+        try:
+            response = self.client.put_object(Bucket=self.bucket_name, Key=self.prefix + key,
+                                              Body=data, **conditions)
+        except (ClientError, BotoCoreError) as exc:
+            error = self._error(exc, "cannot write", key)
+            if if_match is not None and isinstance(error, ObjectNotFound):
+                # AWS answers 404 when the object to replace is gone: the condition failed.
+                raise PreconditionFailed(f"cannot write {self.describe(key)}: "
+                                         f"it was removed since it was read") from None
+            raise error from None
+        return response["ETag"]
+
+    def delete(self, key: str) -> None:
+        """DELETE the object (a missing one is fine, as on S3)."""
+        try:
+            self.client.delete_object(Bucket=self.bucket_name, Key=self.prefix + key)
+        except (ClientError, BotoCoreError) as exc:
+            raise self._error(exc, "cannot delete", key) from None
+
+    def read_csv(self, key: str) -> formats.ParsedSource:
+        """GET a Xetra source CSV object and parse it with explicit column types."""
+        return formats.parse_source_csv(self.get_bytes(key), self.describe(key))
+
+    def write_table(self, key: str, table: pa.Table, report_format: str) -> None:
+        """Serialise the report table (parquet or csv) and PUT it."""
+        self.put_bytes(key, formats.serialise_table(table, report_format))

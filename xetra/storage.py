@@ -1,0 +1,178 @@
+"""Object storage adapters: the common interface, errors, and the local-folder store."""
+from __future__ import annotations
+
+import fcntl
+import hashlib
+import os
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Protocol
+
+import pyarrow as pa
+
+from xetra import formats
+
+
+class StorageError(RuntimeError):
+    """An object store operation failed; the message names the location and key."""
+
+
+class ObjectNotFound(StorageError):
+    """The object does not exist."""
+
+
+class PreconditionFailed(StorageError):
+    """A conditional write lost: the object exists (If-None-Match) or changed (If-Match)."""
+
+
+@dataclass(frozen=True)
+class ObjectInfo:
+    """One listed object: its key relative to the store's root and its size in bytes."""
+
+    key: str
+    size: int
+
+
+@dataclass(frozen=True)
+class VersionedBytes:
+    """An object's content with the ETag to make a conditional write against."""
+
+    data: bytes
+    etag: str
+
+
+class ObjectStore(Protocol):
+    """What the job needs from a bucket or a folder; keys are relative to the store's root."""
+
+    def describe(self, key: str = "") -> str:
+        """A printable location (URL or path) of `key`, for messages."""
+
+    def check_access(self) -> None:
+        """Fail early with a clear StorageError when the location cannot be used."""
+
+    def list_objects(self, prefix: str) -> list[ObjectInfo]:
+        """Every object whose key starts with `prefix`, sorted by key."""
+
+    def get_bytes(self, key: str) -> bytes:
+        """The whole object; ObjectNotFound when it does not exist."""
+
+    def get_versioned(self, key: str) -> VersionedBytes | None:
+        """The object with its ETag, or None when it does not exist."""
+
+    def put_bytes(self, key: str, data: bytes, *, if_none_match: bool = False,
+                  if_match: str | None = None) -> str:
+        """Write the object (conditionally when asked) and return its new ETag."""
+
+    def delete(self, key: str) -> None:
+        """Remove the object; removing a missing object is not an error."""
+
+    def read_csv(self, key: str) -> formats.ParsedSource:
+        """Parse a Xetra source CSV object into a typed Arrow table."""
+
+    def write_table(self, key: str, table: pa.Table, report_format: str) -> None:
+        """Serialise `table` in `report_format` and write it to `key`."""
+
+
+def etag_of(data: bytes) -> str:
+    """The ETag a single-part upload of `data` gets on S3 (its MD5), used by the local store."""
+    return hashlib.md5(data, usedforsecurity=False).hexdigest()
+
+
+class LocalStorage:
+    """A local folder standing in for a bucket: same keys, atomic writes, conditional writes."""
+
+    def __init__(self, root: str | Path, create: bool = False):
+        self.root = Path(root).resolve()
+        self.create = create
+
+    def describe(self, key: str = "") -> str:
+        """The absolute path of `key`."""
+        return str(self.root / key) if key else str(self.root)
+
+    def check_access(self) -> None:
+        """The folder must exist (or be creatable for a target) and be a directory."""
+        if self.create:
+            try:
+                self.root.mkdir(parents=True, exist_ok=True)
+            except OSError as exc:
+                raise StorageError(f"cannot create folder {self.root}: {exc.strerror}") from None
+        if not self.root.is_dir():
+            raise StorageError(f"folder {self.root} does not exist")
+
+    def _path(self, key: str) -> Path:
+        path = (self.root / key).resolve()
+        if key.startswith("/") or (path != self.root and self.root not in path.parents):
+            raise StorageError(f"key {key!r} escapes the folder {self.root}")
+        return path
+
+    def list_objects(self, prefix: str) -> list[ObjectInfo]:
+        """Files below the root whose relative path starts with `prefix`."""
+        base = self._path(prefix.rsplit("/", 1)[0]) if "/" in prefix else self.root
+        if not base.is_dir():
+            return []
+        found = []
+        for path in base.rglob("*"):
+            key = path.relative_to(self.root).as_posix()
+            if path.is_file() and key.startswith(prefix) and not path.name.startswith(".tmp-"):
+                found.append(ObjectInfo(key, path.stat().st_size))
+        return sorted(found, key=lambda info: info.key)
+
+    def get_bytes(self, key: str) -> bytes:
+        """The file's content."""
+        try:
+            return self._path(key).read_bytes()
+        except FileNotFoundError:
+            raise ObjectNotFound(f"no object {self.describe(key)}") from None
+        except OSError as exc:
+            raise StorageError(f"cannot read {self.describe(key)}: {exc.strerror}") from None
+
+    def get_versioned(self, key: str) -> VersionedBytes | None:
+        """The file's content and its MD5 as ETag, or None."""
+        try:
+            data = self.get_bytes(key)
+        except ObjectNotFound:
+            return None
+        return VersionedBytes(data, etag_of(data))
+
+    def put_bytes(self, key: str, data: bytes, *, if_none_match: bool = False,
+                  if_match: str | None = None) -> str:
+        """Write via a temporary file and rename, so readers never see half a file."""
+        path = self._path(key)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        # A lock on the directory makes check-and-replace atomic between processes.
+        dir_fd = os.open(path.parent, os.O_RDONLY)
+        try:
+            fcntl.flock(dir_fd, fcntl.LOCK_EX)
+            if if_none_match and path.exists():
+                raise PreconditionFailed(f"{self.describe(key)} already exists")
+            if if_match is not None:
+                current = self.get_versioned(key)
+                if current is None or current.etag != if_match:
+                    raise PreconditionFailed(f"{self.describe(key)} changed since it was read")
+            with tempfile.NamedTemporaryFile(dir=path.parent, prefix=".tmp-",
+                                             delete=False) as handle:
+                handle.write(data)
+                handle.flush()
+                os.fsync(handle.fileno())
+            os.replace(handle.name, path)
+        except OSError as exc:
+            raise StorageError(f"cannot write {self.describe(key)}: {exc.strerror}") from None
+        finally:
+            os.close(dir_fd)
+        return etag_of(data)
+
+    def delete(self, key: str) -> None:
+        """Remove the file if it is there."""
+        try:
+            self._path(key).unlink()
+        except FileNotFoundError:
+            pass
+
+    def read_csv(self, key: str) -> formats.ParsedSource:
+        """Parse a Xetra source CSV file."""
+        return formats.parse_source_csv(self.get_bytes(key), self.describe(key))
+
+    def write_table(self, key: str, table: pa.Table, report_format: str) -> None:
+        """Write the report table in the configured format."""
+        self.put_bytes(key, formats.serialise_table(table, report_format))
