@@ -1,6 +1,7 @@
 """Shared fixtures: the bundled sample, the repository root, and real S3 servers on 127.0.0.1."""
 from __future__ import annotations
 
+import logging
 import os
 import subprocess
 import sys
@@ -46,3 +47,13 @@ def run_job(*args: str, env: dict[str, str] | None = None, cwd: Path = REPO,
     return subprocess.run([sys.executable, str(REPO / "run.py"), *args], cwd=cwd,
                           env={**os.environ, **(env or {})}, capture_output=True, text=True,
                           timeout=timeout, check=False)
+
+
+@pytest.fixture(autouse=True)
+def restore_logging():
+    """Tests that apply a logging config must not leave handlers on closed streams."""
+    root = logging.getLogger()
+    handlers, level = list(root.handlers), root.level
+    yield
+    root.handlers[:] = handlers
+    root.setLevel(level)
