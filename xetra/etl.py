@@ -7,7 +7,7 @@ import re
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import Callable
+from typing import Callable, Iterator
 
 import pyarrow as pa
 
@@ -245,16 +245,31 @@ class XetraETL:
             self.remove_orphans(snapshot)
             pending = self.meta.pending_dates(snapshot, first, last)
             logger.info("%d date(s) to process from %s to %s", len(pending), first, last)
-            for day in pending:
-                self._process_day(day, summary)
+            for day, source in self._sources_ahead(pending):
+                self._process_day(day, summary, source)
                 lock.refresh()
         finally:
             lock.release()
         summary.seconds = time.monotonic() - started
         return summary
 
-    def _process_day(self, day: dt.date, summary: RunSummary) -> None:
-        source = self.extract(day)
+    def _sources_ahead(self, days: list[dt.date]) -> Iterator[tuple[dt.date, DaySource | None]]:
+        """Each day with its source; the next day is read while the caller works on this one.
+
+        Parsing (Arrow threads, GETs) overlaps the single-threaded transform and the writes;
+        at most two days' rows are held. A read error surfaces when its day's turn comes, so
+        every earlier day is committed first, as without read-ahead.
+        """
+        with ThreadPoolExecutor(1, thread_name_prefix="xetra-ahead") as ahead:
+            upcoming = ahead.submit(self.extract, days[0]) if days else None
+            for index, day in enumerate(days):
+                current = upcoming
+                upcoming = ahead.submit(self.extract, days[index + 1]) \
+                    if index + 1 < len(days) else None
+                yield day, current.result()
+                del current  # the day's rows are freed once it is done
+
+    def _process_day(self, day: dt.date, summary: RunSummary, source: DaySource | None) -> None:
         if source is None:
             logger.info("%s: no hourly source objects yet; left for a later run", day)
             summary.waiting.append(day)

@@ -70,9 +70,25 @@ def _is_valid(source: pa.Table, day: dt.date) -> pa.Array:
     return _all_true(checks)
 
 
+def _minutes_are_unique(trades: pa.Table) -> bool:
+    """True when no two trades share ISIN and Time (valid "HH:MM" times).
+
+    Hashes one integer per row (ISIN code * 1440 + minute of day) instead of grouping by two
+    string columns: about twice as fast on a 2021 day.
+    """
+    if trades.num_rows < 2:
+        return True
+    codes = pc.dictionary_encode(trades["ISIN"].combine_chunks()).indices
+    time = trades["Time"]
+    minute = pc.add(pc.multiply(pc.cast(pc.utf8_slice_codeunits(time, 0, 2), pa.int64()), 60),
+                    pc.cast(pc.utf8_slice_codeunits(time, 3, 5), pa.int64()))
+    key = pc.add(pc.multiply(pc.cast(codes, pa.int64()), 1440), minute)
+    return len(pc.unique(key)) == trades.num_rows
+
+
 def _first_occurrences(table: pa.Table) -> pa.Table:
     """Drop exact duplicate rows (all source fields equal), keeping the first of each."""
-    if table.group_by(["ISIN", "Time"]).aggregate([]).num_rows == table.num_rows:
+    if _minutes_are_unique(table):
         return table  # no two rows share ISIN and minute, so none can be identical
     indexed = table.append_column("row_index", pa.array(range(table.num_rows), pa.int64()))
     firsts = indexed.group_by(list(SOURCE_COLUMNS), use_threads=False).aggregate(
@@ -108,8 +124,11 @@ def select_trades(source: pa.Table, day: dt.date, currencies: Sequence[str],
 
 def daily_summary(trades: pa.Table, day: dt.date) -> pa.Table:
     """Per ISIN: first StartPrice and last EndPrice by Time, min, max and summed volume."""
-    # Arrow's sort is stable, so trades in the same minute keep their source order.
-    by_time = trades.take(pc.sort_indices(trades, [("Time", "ascending")]))
+    # Arrow's sort is stable, so trades in the same minute keep their source order. Only the
+    # columns used below are reordered: taking the descriptions too cost half the time.
+    used = trades.select(["ISIN", "Time", "StartPrice", "EndPrice", "MinPrice", "MaxPrice",
+                          "TradedVolume"])
+    by_time = used.take(pc.sort_indices(used, [("Time", "ascending")]))
     grouped = by_time.group_by("ISIN", use_threads=False).aggregate([
         ("StartPrice", "first"), ("EndPrice", "last"), ("MinPrice", "min"),
         ("MaxPrice", "max"), ("TradedVolume", "sum"),
@@ -155,7 +174,7 @@ def with_change_to_previous_close(summary: pa.Table,
 
 def empty_report() -> pa.Table:
     """A report with no rows, in the logical schema."""
-    return REPORT_SCHEMA.empty_table()
+    return pa.Table.from_batches([], schema=REPORT_SCHEMA)  # empty_table() imports pandas
 
 
 def with_output_names(report: pa.Table, names: Mapping[str, str]) -> pa.Table:

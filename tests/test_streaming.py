@@ -1,0 +1,101 @@
+"""The streaming job (day by day, next day read ahead) equals a read-everything-at-once path."""
+import datetime as dt
+from concurrent.futures import ThreadPoolExecutor
+
+import pandas as pd
+import pyarrow as pa
+import pytest
+
+from benchmarks import synthetic
+from tests.builders import bar, write_day
+from tests.reference import COLUMNS, reference_report
+from tests.test_etl import make_etl, report_of
+from xetra import cli, transform
+from xetra.formats import SourceFormatError, deserialise_table
+
+FIRST, LAST = dt.date(2021, 3, 24), dt.date(2021, 4, 9)  # Easter, DST, weekends
+
+
+@pytest.fixture(name="pool")
+def pool_fixture():
+    """The read pool."""
+    with ThreadPoolExecutor(4) as executor:
+        yield executor
+
+
+def test_synthetic_weeks_equal_the_all_at_once_pandas_reference(repo_root, tmp_path, pool):
+    source, target = tmp_path / "source", tmp_path / "target"
+    synthetic.generate(source, FIRST - dt.timedelta(days=3), LAST, isins=120,
+                       rows_per_day=3000, seed=11)
+    etl = make_etl(repo_root, (source, target), pool, first_date=str(FIRST))
+    summary = etl.etl_report1(FIRST, LAST)
+    assert summary.processed == [FIRST + dt.timedelta(days=i) for i in range(17)]
+    written = sorted((target / "report1").glob("*.parquet"))
+    job = pa.concat_tables([deserialise_table(p.read_bytes(), "parquet") for p in written])
+    job = job.to_pandas().astype({"change_prev_closing_%": "Float64"})
+    expected = reference_report(source, FIRST, LAST)
+    assert len(job) == len(expected) > 1000
+    assert job["change_prev_closing_%"].notna().sum() > 900  # the look-back really worked
+    for name in COLUMNS:
+        assert job[name].tolist() == expected[name].tolist(), name
+    assert summary.counts.zero_volume > 0 and summary.counts.other_currency > 0
+
+
+def test_a_bad_next_day_fails_only_at_its_turn(repo_root, tmp_path, pool):
+    source, target = tmp_path / "source", tmp_path / "target"
+    day1, day2 = dt.date(2021, 5, 10), dt.date(2021, 5, 11)
+    write_day(source, day1, [bar("DE0007164600", "09:00", 10.0, 11.0, 5)])
+    write_day(source, day2, [bar("DE0007164600", "09:00", 11.0, 12.0, 5)])
+    (source / "2021-05-11" / "2021-05-11_BINS_XETR12.csv").write_bytes(b"")
+    etl = make_etl(repo_root, (source, target), pool, first_date="2021-05-10")
+    with pytest.raises(SourceFormatError, match="2021-05-11_BINS_XETR12.csv: empty object"):
+        etl.etl_report1(day1, day2)
+    # The first day was read ahead of nothing and committed before the second day's error.
+    assert etl.meta.load().dates == {day1}
+    assert report_of(target, day1)[0]["closing_price_eur"] == 11.0
+    assert not (target / "report1" / "xetra_report1_2021-05-11.parquet").exists()
+
+
+def test_every_day_is_read_once(repo_root, tmp_path, pool):
+    source, target = tmp_path / "source", tmp_path / "target"
+    days = [dt.date(2021, 5, 10) + dt.timedelta(days=i) for i in range(3)]
+    for number, day in enumerate(days):
+        write_day(source, day, [bar("DE0007164600", "09:00", 10.0, 10.0 + number, 5)])
+    etl = make_etl(repo_root, (source, target), pool, first_date="2021-05-10")
+    listed = []
+    original = etl.reader.store.list_objects
+    etl.reader.store.list_objects = lambda prefix: listed.append(prefix) or original(prefix)
+    etl.etl_report1(days[0], days[-1])
+    # The look-back of the first day reads the ten days before it, each once; no day twice.
+    assert sorted(listed) == sorted({f"{d}/" for d in
+                                     [days[0] - dt.timedelta(days=b) for b in range(1, 11)]
+                                     + days})
+    assert report_of(target, days[2])[0]["change_prev_closing_%"] == 9.09  # (12 - 11) / 11
+
+
+def test_same_minute_check_finds_what_a_plain_count_finds():
+    def trades(rows):
+        return pa.table({"ISIN": [r[0] for r in rows], "Time": [r[1] for r in rows]})
+    unique = [("DE0007164600", "09:00"), ("DE0007164600", "09:01"), ("DE0005190003", "09:00"),
+              ("DE0005190003", "23:59"), ("DE0005190003", "00:00")]
+    repeated = unique + [("DE0005190003", "09:00")]
+    for rows in (unique, repeated, unique[:1], []):
+        plain = not pd.DataFrame(rows, columns=["ISIN", "Time"]).duplicated().any()
+        # pylint: disable-next=protected-access
+        assert transform._minutes_are_unique(trades(rows)) is plain
+    assert transform._minutes_are_unique(trades(repeated)) is False
+
+
+def test_lean_memory_pool_is_jemalloc_unless_the_build_lacks_it(monkeypatch):
+    before = pa.default_memory_pool()
+    try:
+        def missing():
+            raise NotImplementedError("built without jemalloc")
+        monkeypatch.setattr(pa, "jemalloc_memory_pool", missing)
+        cli.use_lean_memory_pool()
+        assert pa.default_memory_pool().backend_name == before.backend_name
+        monkeypatch.undo()
+        cli.use_lean_memory_pool()
+        assert pa.default_memory_pool().backend_name == "jemalloc"
+    finally:
+        pa.set_memory_pool(before)
