@@ -2,9 +2,10 @@
 
     pipenv run python -m benchmarks.memory_profile --out benchmarks/profiles/FILE.txt
 
-Wraps the functions that hold a day's data with memory_profiler's `profile` and runs the job
-in-process on the benchmark data (generated if missing); the report shows, per line, the
-largest RSS after it ran and the increment, over every call (one profiler for the whole run). For the RSS over time of the
+Wraps the functions that hold a day's data with one memory_profiler LineProfiler and runs the
+job in-process on the benchmark data (generated if missing). Per line, "Mem usage" is the
+largest RSS seen after it ran, over every call; the "Increment" column sums deltas that other
+threads (the read-ahead) also move, so read the first column. For the RSS over time of the
 whole process use `mprof run run.py ...` (see benchmarks/README.md).
 """
 from __future__ import annotations
