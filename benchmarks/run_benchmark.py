@@ -71,6 +71,7 @@ class Measured:
 
     name: str
     seconds: list[float] = field(default_factory=list)
+    cpu: list[float] = field(default_factory=list)
     peak_kb: list[int] = field(default_factory=list)
     check: str = ""
 
@@ -85,8 +86,10 @@ class Measured:
         return max(self.peak_kb) / 1024
 
 
-def timed(command: list[str], env: dict[str, str] | None = None) -> tuple[float, int, str]:
-    """Run `command`; wall seconds, peak RSS in KB of the process (ru_maxrss), and its output.
+def timed(command: list[str],
+          env: dict[str, str] | None = None) -> tuple[float, float, int, str]:
+    """Run `command`; wall and CPU (user + system) seconds, peak RSS in KB of the process
+    (ru_maxrss), and its output.
 
     wait4 reports the process's own high-water mark, so no polling can miss a short peak.
     """
@@ -102,7 +105,7 @@ def timed(command: list[str], env: dict[str, str] | None = None) -> tuple[float,
         text = output.read().decode(errors="replace")
     if process.returncode != 0:
         raise RuntimeError(f"{' '.join(command)} failed ({process.returncode}):\n{text[-3000:]}")
-    return seconds, usage.ru_maxrss, text
+    return seconds, usage.ru_utime + usage.ru_stime, usage.ru_maxrss, text
 
 
 def dataset(first: dt.date, last: dt.date, seed: int) -> Path:
@@ -167,9 +170,10 @@ class Bench:
         self.results: dict[str, Measured] = {}
         self.reference: pa.Table | None = None
 
-    def _record(self, name: str, seconds: float, peak_kb: int) -> Measured:
+    def _record(self, name: str, seconds: float, cpu: float, peak_kb: int) -> Measured:
         measured = self.results.setdefault(name, Measured(name))
         measured.seconds.append(seconds)
+        measured.cpu.append(cpu)
         measured.peak_kb.append(peak_kb)
         return measured
 
@@ -186,9 +190,10 @@ class Bench:
             target_url = str(target)
         config = write_config(self.work / "job.yml", source or str(self.data), target_url,
                               self.first, endpoint)
-        seconds, peak, output = timed([sys.executable, "run.py", "--config", str(config),
-                                       "--from", str(self.first), "--to", str(self.last)], env)
-        measured = self._record(name, seconds, peak)
+        seconds, cpu, peak, output = timed([sys.executable, "run.py", "--config", str(config),
+                                            "--from", str(self.first), "--to", str(self.last)],
+                                           env)
+        measured = self._record(name, seconds, cpu, peak)
         summary = [line for line in output.splitlines() if "run summary" in line]
         measured.check = summary[-1].split("run summary: ", 1)[1][:60] if summary else "?"
         if not endpoint:
@@ -218,9 +223,9 @@ class Bench:
     def peer(self, name: str) -> None:
         """One run of a peer process."""
         out = self.work / f"{name}.parquet"
-        seconds, peak, _ = timed([sys.executable, "-m", "benchmarks.peers", name, str(self.data),
-                                  str(out), str(self.first), str(self.last)])
-        measured = self._record(name, seconds, peak)
+        seconds, cpu, peak, _ = timed([sys.executable, "-m", "benchmarks.peers", name,
+                                       str(self.data), str(out), str(self.first), str(self.last)])
+        measured = self._record(name, seconds, cpu, peak)
         if name == "pyarrow":
             measured.check = f"{pq.read_table(out)['rows'][0].as_py()} rows parsed"
         else:
@@ -240,14 +245,15 @@ def print_table(bench: Bench, size: tuple[int, int, int], runs: int) -> str:
         f"{dt.datetime.now(dt.timezone.utc):%Y-%m-%d %H:%M} UTC, {platform.node()}, "
         f"{os.cpu_count()} cores, Python {platform.python_version()}, pyarrow {pa.__version__}",
         "",
-        "| contender | wall s (median) | runs | peak RSS MB | job time / this | "
-        "job RSS / this | output check |",
-        "| --- | ---: | --- | ---: | ---: | ---: | --- |",
+        "| contender | wall s (median) | runs (wall s) | CPU s (median) | peak RSS MB | "
+        "job wall / this | job RSS / this | output check |",
+        "| --- | ---: | --- | ---: | ---: | ---: | ---: | --- |",
     ]
     for measured in bench.results.values():
         lines.append(
             f"| {measured.name} | {measured.median:.2f} | "
-            f"{' '.join(f'{s:.2f}' for s in measured.seconds)} | {measured.peak_mb:.0f} | "
+            f"{' '.join(f'{s:.2f}' for s in measured.seconds)} | "
+            f"{statistics.median(measured.cpu):.2f} | {measured.peak_mb:.0f} | "
             f"{job.median / measured.median:.2f} | {job.peak_mb / measured.peak_mb:.2f} | "
             f"{measured.check} |")
     table = "\n".join(lines)
