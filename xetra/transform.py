@@ -55,12 +55,30 @@ def _all_true(conditions: Sequence[pa.ChunkedArray | pa.Array]) -> pa.Array:
     return pc.fill_null(result, False)
 
 
+def _dictionary(column: pa.ChunkedArray) -> pa.DictionaryArray:
+    """The column as one dictionary array: each distinct value once, rows as indices."""
+    return pc.dictionary_encode(column.combine_chunks())
+
+
+def _matches_per_value(column: pa.ChunkedArray, pattern: str) -> pa.Array:
+    """match_substring_regex, run once per distinct value: a 2021 day has 125k rows but only
+    ~3k ISINs and < 1440 times, so this is ~3x cheaper than matching every row."""
+    encoded = _dictionary(column)
+    return pc.take(pc.match_substring_regex(encoded.dictionary, pattern), encoded.indices)
+
+
+def _minute_of_day(time: pa.Array) -> pa.Array:
+    """Minutes after midnight of valid "HH:MM" values."""
+    return pc.add(pc.multiply(pc.cast(pc.utf8_slice_codeunits(time, 0, 2), pa.int64()), 60),
+                  pc.cast(pc.utf8_slice_codeunits(time, 3, 5), pa.int64()))
+
+
 def _is_valid(source: pa.Table, day: dt.date) -> pa.Array:
     """Rows whose required fields are present and parse, for the date the object is filed under."""
     checks = [
-        pc.match_substring_regex(source["ISIN"], _ISIN),
+        _matches_per_value(source["ISIN"], _ISIN),
         pc.equal(source["Date"], day.isoformat()),
-        pc.match_substring_regex(source["Time"], _TIME),
+        _matches_per_value(source["Time"], _TIME),
         pc.greater_equal(source["TradedVolume"], 0),
     ]
     for name in PRICE_COLUMNS:
@@ -78,10 +96,9 @@ def _minutes_are_unique(trades: pa.Table) -> bool:
     """
     if trades.num_rows < 2:
         return True
-    codes = pc.dictionary_encode(trades["ISIN"].combine_chunks()).indices
-    time = trades["Time"]
-    minute = pc.add(pc.multiply(pc.cast(pc.utf8_slice_codeunits(time, 0, 2), pa.int64()), 60),
-                    pc.cast(pc.utf8_slice_codeunits(time, 3, 5), pa.int64()))
+    codes = _dictionary(trades["ISIN"]).indices
+    times = _dictionary(trades["Time"])  # minutes computed per distinct time, then spread
+    minute = pc.take(_minute_of_day(times.dictionary), times.indices)
     key = pc.add(pc.multiply(pc.cast(codes, pa.int64()), 1440), minute)
     return len(pc.unique(key)) == trades.num_rows
 
