@@ -11,7 +11,9 @@ from tests.builders import bar, write_day
 from tests.reference import COLUMNS, reference_report
 from tests.test_etl import make_etl, report_of
 from xetra import cli, transform
+from xetra import etl as etl_module
 from xetra.formats import SourceFormatError, deserialise_table
+from xetra.meta import RunLock
 
 FIRST, LAST = dt.date(2021, 3, 24), dt.date(2021, 4, 9)  # Easter, DST, weekends
 
@@ -99,3 +101,37 @@ def test_lean_memory_pool_is_jemalloc_unless_the_build_lacks_it(monkeypatch):
         assert pa.default_memory_pool().backend_name == "jemalloc"
     finally:
         pa.set_memory_pool(before)
+
+
+def test_lock_is_refreshed_once_a_quarter_of_its_expiry_has_passed(repo_root, tmp_path, pool,
+                                                                   monkeypatch):
+    source, target = tmp_path / "source", tmp_path / "target"
+    days = [dt.date(2021, 5, 10) + dt.timedelta(days=i) for i in range(4)]
+    for day in days:
+        write_day(source, day, [bar("DE0007164600", "09:00", 10.0, 11.0, 5)])
+    refreshes = []
+    monkeypatch.setattr(RunLock, "refresh", lambda self: refreshes.append(self.key))
+
+    class Clock:  # pylint: disable=too-few-public-methods
+        """etl's clock: every reading is 100 s after the one before."""
+        now = 0.0
+
+        @classmethod
+        def monotonic(cls) -> float:
+            """The next reading."""
+            cls.now += 100
+            return cls.now
+    monkeypatch.setattr(etl_module, "time", Clock)
+    etl = make_etl(repo_root, (source, target), pool, first_date="2021-05-10")
+    etl.etl_report1(days[0], days[-1])
+    # Readings: start 100, loop start 200, after each day 300, 400, 500 (> 200 + 225 s:
+    # refresh, new mark 600), 700; ttl 900 s, so one refresh where every day used to do one.
+    assert refreshes == ["meta/report1/xetra_report1.lock"]
+    assert etl.meta.load().dates == set(days)
+    fast = make_etl(repo_root, (tmp_path / "source", tmp_path / "target2"), pool,
+                    first_date="2021-05-10")
+    monkeypatch.undo()
+    refreshes.clear()
+    monkeypatch.setattr(RunLock, "refresh", lambda self: refreshes.append(self.key))
+    fast.etl_report1(days[0], days[-1])
+    assert not refreshes  # four quick days: the lock is far from expiring

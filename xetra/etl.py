@@ -261,9 +261,14 @@ class XetraETL:
             self.remove_orphans(snapshot)
             pending = self.meta.pending_dates(snapshot, first, last)
             logger.info("%d date(s) to process from %s to %s", len(pending), first, last)
+            refreshed = time.monotonic()
             for day, source in self._sources_ahead(pending):
                 self._process_day(day, summary, source)
-                lock.refresh()
+                # A refresh is a conditional write (slow on some S3 servers): once a quarter
+                # of the expiry has passed is often enough to keep the lock alive.
+                if time.monotonic() - refreshed > self.config.meta.lock_ttl_seconds / 4:
+                    lock.refresh()
+                    refreshed = time.monotonic()
         finally:
             lock.release()
         summary.seconds = time.monotonic() - started
