@@ -7,9 +7,13 @@ share the target, and MetaProcess.record merges their meta file updates.
 from __future__ import annotations
 
 import datetime as dt
+import io
 import json
 import logging
 from dataclasses import dataclass, field
+
+import pyarrow as pa
+import pyarrow.parquet as pq
 
 from xetra.etl import XetraETL
 from xetra.formats import deserialise_table
@@ -57,6 +61,14 @@ def contention_line(meta: MetaProcess) -> str:
     per_update = meta.update_seconds / meta.updates if meta.updates else 0.0
     return (f"meta file updates={meta.updates} conflicts_412={meta.conflicts} "
             f"update_seconds={meta.update_seconds:.2f} ({per_update:.3f} s per update)")
+
+
+def rows_in_report(data: bytes, report_format: str) -> int:
+    """The number of rows of a report object (a parquet object's footer says it)."""
+    if report_format == "parquet":
+        # The footer only: pq.read_table would start the dataset machinery for a count.
+        return pq.ParquetFile(io.BytesIO(data)).metadata.num_rows
+    return deserialise_table(data, report_format).num_rows
 
 
 @dataclass
@@ -152,7 +164,12 @@ class RangeVerifier:
             report.problems.append(f"date {day}: report object {self.etl.target.describe(key)} "
                                    f"is missing (meta file says {expected} rows)")
             return
-        rows = deserialise_table(data, self.etl.config.report.format).num_rows
+        try:
+            rows = rows_in_report(data, self.etl.config.report.format)
+        except (pa.ArrowInvalid, OSError) as exc:
+            report.problems.append(f"date {day}: {self.etl.target.describe(key)} is not a "
+                                   f"readable {self.etl.config.report.format} object ({exc})")
+            return
         report.report_objects += 1
         report.report_rows += rows
         if rows != expected:
