@@ -2,14 +2,18 @@
 import datetime as dt
 from concurrent.futures import ThreadPoolExecutor
 
+import boto3
 import pytest
 import yaml
+from moto import mock_aws
 
 from tests.builders import bar, write_day, write_no_trading_day
+from xetra import transform
 from xetra.config import config_from_mapping
 from xetra.etl import PreviousTradingDays, RunSummary, SourceReader, XetraETL
 from xetra.formats import SourceFormatError, deserialise_table
 from xetra.meta import LockHeldError, MetaEntry, MetaProcess, RunLock
+from xetra.s3 import S3BucketConnector
 from xetra.storage import LocalStorage
 
 D = dt.date
@@ -225,3 +229,39 @@ def test_summary_line_names_everything():
         "invalid=2 zero_volume=0 other_currency=0 duplicate=0, report rows=5, "
         "report keys=a .. c (3 objects), seconds=1.23; waiting for source data: 2021-05-11")
     assert "dates processed=0," in RunSummary().line()
+
+
+@pytest.mark.usefixtures("aws_env")
+def test_extract_transform_load_and_meta_on_s3(repo_root, tmp_path, pool):
+    write_weekend_case(tmp_path)
+    with mock_aws():
+        client = boto3.client("s3", region_name="us-east-1")
+        for bucket in ("xetra-source", "xetra-target"):
+            client.create_bucket(Bucket=bucket)
+        for path in sorted(tmp_path.rglob("*.csv")):
+            client.upload_file(str(path), "xetra-source", path.relative_to(tmp_path).as_posix())
+        raw = yaml.safe_load((repo_root / "configs" / "xetra_report1.yml").read_text())
+        raw["source"] = {"url": "s3://xetra-source/", "region": "us-east-1"}
+        raw["target"] = {"url": "s3://xetra-target/", "region": "us-east-1"}
+        config = config_from_mapping(raw)
+        source = S3BucketConnector(config.source, config.s3)
+        target = S3BucketConnector(config.target, config.s3)
+        etl = XetraETL(source, target, config, pool)
+        friday = etl.extract(FRIDAY)
+        assert friday.table.num_rows == 4 and friday.malformed_rows == 0
+        assert etl.extract(D(2021, 5, 11)) is None
+        report, counts = etl.transform(FRIDAY, friday)
+        assert report["closing_price"].to_pylist() == [50.0, 100.0, 0.0]  # BMW, SAP, ZERO
+        assert counts.rows_read == 4 and counts.dropped == 0
+        assert etl.load(FRIDAY, report) == "report1/xetra_report1_2021-05-07.parquet"
+        assert etl.load(SATURDAY, transform.empty_report()) == ""
+        summary = etl.etl_report1(FRIDAY, MONDAY)
+        assert summary.processed == [FRIDAY, SATURDAY, SUNDAY, MONDAY]
+        monday = deserialise_table(target.get_bytes("report1/xetra_report1_2021-05-10.parquet"),
+                                   "parquet").to_pylist()
+        assert [(row["isin"], row["change_prev_closing_%"]) for row in monday] == \
+            [(SAP, 4.0), (ZERO, None), (NEW, None)]
+        meta = target.get_bytes(config.meta.key).decode().splitlines()
+        assert [line.split(",")[0] for line in meta] == [
+            "source_date", "2021-05-07", "2021-05-08", "2021-05-09", "2021-05-10"]
+        assert target.get_versioned(config.meta.lock_key) is None  # released

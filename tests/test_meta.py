@@ -183,3 +183,17 @@ def test_lock_race_loser_gets_clear_error(store, monkeypatch):
     monkeypatch.setattr(store, "put_bytes", someone_else_first)
     with pytest.raises(LockHeldError, match="at the same moment"):
         lock.acquire()
+
+
+def test_lock_of_a_killed_process_on_this_machine_is_taken_over_at_once(store):
+    crashed = RunLock(store, "meta/lock", 600)
+    owner_parts = crashed.owner.split(":")
+    owner_parts[-2] = "4194304"  # above Linux's pid_max: no such process
+    store.put_bytes("meta/lock", json.dumps(
+        {"owner": ":".join(owner_parts), "expires_at": "2999-01-01T00:00:00+00:00"}).encode())
+    RunLock(store, "meta/lock", 600).acquire()
+    other_host = {"owner": "elsewhere:4026531836:4194304:abc",
+                  "expires_at": "2999-01-01T00:00:00+00:00"}
+    store.put_bytes("meta/lock", json.dumps(other_host).encode())
+    with pytest.raises(LockHeldError, match="elsewhere"):
+        RunLock(store, "meta/lock", 600).acquire()

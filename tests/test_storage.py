@@ -17,14 +17,6 @@ DAY = dt.date(2021, 5, 7)
 
 
 @pytest.fixture
-def aws_env(monkeypatch):
-    """Fake credentials so boto3's chain finds some and nothing leaves the process."""
-    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
-    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
-    monkeypatch.setenv("AWS_DEFAULT_REGION", "eu-central-1")
-
-
-@pytest.fixture
 def s3_store(aws_env):  # pylint: disable=unused-argument
     """An S3BucketConnector on a moto bucket, with the prefix 'pre/'."""
     with mock_aws():

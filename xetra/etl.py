@@ -15,7 +15,8 @@ import pyarrow as pa
 from xetra import transform
 from xetra.config import AppConfig
 from xetra.formats import ParsedSource, SourceFormatError, empty_source_table
-from xetra.meta import MetaEntry, MetaProcess, MetaSnapshot, RunLock, utc_now_iso
+from xetra.locks import GlobalLock, SliceLock
+from xetra.meta import MetaEntry, MetaProcess, MetaSnapshot, date_range, utc_now_iso
 from xetra.storage import ObjectStore
 from xetra.transform import RowCounts
 
@@ -244,21 +245,28 @@ class XetraETL:
         """Dates from `first` to `last` not yet in the meta file."""
         return self.meta.pending_dates(self.meta.load(), first, last)
 
-    def etl_report1(self, first: dt.date, last: dt.date) -> RunSummary:
-        """Process every pending date from `first` to `last` under the run lock."""
+    def etl_report1(self, first: dt.date, last: dt.date, slice_only: bool = False) -> RunSummary:
+        """Process every pending date from `first` to `last` under the run lock.
+
+        `slice_only`: a backfill slice, run beside other slices (see xetra.locks): it locks
+        and cleans up only its own dates.
+        """
         started = time.monotonic()
         summary = RunSummary()
+        scope = set(date_range(first, last)) if slice_only else None
         snapshot = self.meta.load()
-        if not self.meta.pending_dates(snapshot, first, last) and not self.orphans(snapshot):
+        if not self.meta.pending_dates(snapshot, first, last) and \
+                not self.orphans(snapshot, scope):
             logger.info("nothing to do: every date from %s to %s is in the meta file", first,
                         last)
             summary.seconds = time.monotonic() - started
             return summary
-        lock = RunLock(self.target, self.config.meta.lock_key, self.config.meta.lock_ttl_seconds)
+        lock = SliceLock(self.target, self.config.meta, first, last) if slice_only \
+            else GlobalLock(self.target, self.config.meta)
         lock.acquire()
         try:
             snapshot = self.meta.load()  # again: another run may have finished meanwhile
-            self.remove_orphans(snapshot)
+            self.remove_orphans(snapshot, scope)
             pending = self.meta.pending_dates(snapshot, first, last)
             logger.info("%d date(s) to process from %s to %s", len(pending), first, last)
             refreshed = time.monotonic()

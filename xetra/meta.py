@@ -7,6 +7,7 @@ import io
 import json
 import logging
 import os
+import random
 import socket
 import time
 import uuid
@@ -77,6 +78,10 @@ class MetaProcess:
     def __init__(self, store: ObjectStore, settings: MetaSettings):
         self.store = store
         self.key = settings.key
+        # Contention figures of this process's updates (412s lost, seconds spent waiting).
+        self.updates = 0
+        self.conflicts = 0
+        self.update_seconds = 0.0
 
     def _fail(self, problem: str) -> MetaFileError:
         return MetaFileError(
@@ -155,6 +160,7 @@ class MetaProcess:
     def record(self, new_entries: list[MetaEntry]) -> MetaSnapshot:
         """Add entries with a conditional write, re-reading and retrying when another run
         updated the file in between (optimistic concurrency: no update is ever lost)."""
+        started = time.monotonic()
         for attempt in range(1, _MAX_WRITE_ATTEMPTS + 1):
             snapshot = self.load()
             merged = dict(snapshot.entries)
@@ -168,12 +174,40 @@ class MetaProcess:
             try:
                 etag = self.store.put_bytes(self.key, data, if_none_match=snapshot.etag is None,
                                             if_match=snapshot.etag)
+                self.updates += 1
+                self.update_seconds += time.monotonic() - started
                 return MetaSnapshot(merged, etag)
             except PreconditionFailed:
+                self.conflicts += 1
                 logger.info("meta file changed during update (attempt %d), retrying", attempt)
-                time.sleep(min(0.05 * 2 ** attempt, 2.0))
+                # Full jitter: writers that lost together do not retry in lockstep.
+                time.sleep(random.uniform(0, min(0.05 * 2 ** attempt, 2.0)))
         raise StorageError(f"cannot update meta file {self.store.describe(self.key)}: it kept "
                            f"changing during {_MAX_WRITE_ATTEMPTS} attempts")
+
+
+def _process_namespace() -> str:
+    """Host name and PID namespace: where a PID means the same process."""
+    try:
+        namespace = os.readlink("/proc/self/ns/pid").strip("pid:[]")
+    except OSError:
+        namespace = "?"
+    return f"{socket.gethostname()}:{namespace}"
+
+
+def _died_here(owner: str) -> bool:
+    """True when the lock's owner ran on this host and PID namespace and is gone (killed),
+    so a rerun on the same machine need not wait for the lock to expire."""
+    where, _, rest = owner.rpartition(":")[0].rpartition(":")
+    if where != _process_namespace() or not rest.isdigit():
+        return False
+    try:
+        os.kill(int(rest), 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:
+        return False
+    return False
 
 
 class RunLock:
@@ -186,7 +220,7 @@ class RunLock:
         self.store = store
         self.key = key
         self.ttl_seconds = ttl_seconds
-        self.owner = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+        self.owner = f"{_process_namespace()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
         self.etag: str | None = None
 
     def _content(self) -> bytes:
@@ -230,8 +264,16 @@ class RunLock:
         except (ValueError, KeyError, TypeError):
             # An unreadable lock is treated as expired: it cannot belong to a live run of ours.
             return {"owner": "unknown", "expires_at": "unreadable", "expired": True}
-        return {"owner": owner, "expires_at": expires.isoformat(),
-                "expired": expires <= dt.datetime.now(dt.timezone.utc)}
+        expired = expires <= dt.datetime.now(dt.timezone.utc) or _died_here(owner)
+        return {"owner": owner, "expires_at": expires.isoformat(), "expired": expired}
+
+    def live_holder(self) -> str | None:
+        """Who holds this lock, if it exists and has not expired (read only), else None."""
+        current = self.store.get_versioned(self.key)
+        if current is None:
+            return None
+        holder = self._describe_holder(current.data)
+        return None if holder["expired"] else f"{holder['owner']} until {holder['expires_at']}"
 
     def refresh(self) -> None:
         """Extend the expiry; LockHeldError if another run took the lock over meanwhile."""
