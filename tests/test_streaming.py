@@ -7,11 +7,13 @@ import pyarrow as pa
 import pytest
 
 from benchmarks import synthetic
-from tests.builders import bar, write_day
+from tests.builders import HEADER, Bar, bar, write_day
 from tests.reference import COLUMNS, reference_report
+from tests.test_formats import REAL_2022_ROW
 from tests.test_etl import make_etl, report_of
 from xetra import cli, transform
 from xetra import etl as etl_module
+from xetra import formats
 from xetra.formats import SourceFormatError, deserialise_table
 from xetra.meta import RunLock
 
@@ -135,3 +137,39 @@ def test_lock_is_refreshed_once_a_quarter_of_its_expiry_has_passed(repo_root, tm
     monkeypatch.setattr(RunLock, "refresh", lambda self: refreshes.append(self.key))
     fast.etl_report1(days[0], days[-1])
     assert not refreshes  # four quick days: the lock is far from expiring
+
+
+def test_parsing_only_the_trade_columns_keeps_every_row_and_count():
+    rows = [REAL_2022_ROW, "DE0007164600,SAP,x,Common stock,EUR,1,2022-04-07,15:20,abc,1,1,1,5,1",
+            "DE0007164600,SAP,too,few,fields"]
+    data = (HEADER + "\n" + "\n".join(rows) + "\n").encode()
+    full = formats.parse_source_csv(data, "k.csv")
+    narrow = formats.parse_source_csv(data, "k.csv", formats.TRADE_COLUMNS)
+    assert narrow.table.column_names == ["ISIN", "Currency", "Date", "Time", "StartPrice",
+                                         "MaxPrice", "MinPrice", "EndPrice", "TradedVolume"]
+    assert (narrow.rows_read, narrow.malformed_rows) == (full.rows_read, full.malformed_rows) \
+        == (3, 1)
+    # "abc" is no price: the tolerant path nulls it in the narrow read as in the full one.
+    assert narrow.table["StartPrice"].to_pylist() == [110.1, None]
+    assert narrow.table.equals(full.table.select(narrow.table.column_names))
+    assert formats.empty_source_table(formats.TRADE_COLUMNS).schema == narrow.table.schema
+
+
+def test_same_minute_trades_are_told_apart_with_all_columns(repo_root, tmp_path, pool):
+    source, target = tmp_path / "source", tmp_path / "target"
+    day = dt.date(2021, 5, 10)
+    sap = "DE0007164600"
+    # 09:00 twice exactly (counts once), and 09:01 twice with different descriptions (both).
+    write_day(source, day, [bar(sap, "09:00", 10.0, 11.0, 5), bar(sap, "09:00", 10.0, 11.0, 5),
+                            Bar(sap, "09:01", "11", "13", "11", "12", "7", desc="A"),
+                            Bar(sap, "09:01", "11", "13", "11", "12", "7", desc="B")])
+    etl = make_etl(repo_root, (source, target), pool, first_date="2021-05-10")
+    narrow = etl.extract(day)
+    assert "SecurityDesc" not in narrow.table.column_names
+    with pytest.raises(transform.NeedsAllColumns, match="SecurityDesc"):
+        transform.select_trades(narrow.table, day, ["EUR"])
+    summary = etl.etl_report1(day, day)
+    assert (summary.counts.rows_read, summary.counts.duplicate) == (4, 1)
+    row = report_of(target, day)[0]
+    assert (row["opening_price_eur"], row["closing_price_eur"], row["maximum_price_eur"],
+            row["daily_traded_volume"]) == (10.0, 12.0, 13.0, 5 + 7 + 7)

@@ -103,10 +103,19 @@ def _minutes_are_unique(trades: pa.Table) -> bool:
     return len(pc.unique(key)) == trades.num_rows
 
 
+class NeedsAllColumns(ValueError):
+    """Two trades share ISIN and minute, and only all source columns tell whether they are
+    exact duplicates: select again from the rows with every column."""
+
+
 def _first_occurrences(table: pa.Table) -> pa.Table:
     """Drop exact duplicate rows (all source fields equal), keeping the first of each."""
     if _minutes_are_unique(table):
         return table  # no two rows share ISIN and minute, so none can be identical
+    missing = [name for name in SOURCE_COLUMNS if name not in table.column_names]
+    if missing:
+        raise NeedsAllColumns(f"{table.num_rows} trades, some in the same minute; "
+                              f"{', '.join(missing)} needed to find exact duplicates")
     indexed = table.append_column("row_index", pa.array(range(table.num_rows), pa.int64()))
     firsts = indexed.group_by(list(SOURCE_COLUMNS), use_threads=False).aggregate(
         [("row_index", "min")])
@@ -119,7 +128,8 @@ def select_trades(source: pa.Table, day: dt.date, currencies: Sequence[str],
     """The trades of `day` among its source rows, and the count of every row dropped, by reason.
 
     Invalid rows come first, then zero volume, then other currencies; exact duplicates of a
-    trade count once.
+    trade count once. `source` may hold only formats.TRADE_COLUMNS: NeedsAllColumns when two
+    trades share ISIN and minute, as only all columns tell if they are duplicates.
     """
     valid = _is_valid(source, day)
     positive = pc.fill_null(pc.greater(source["TradedVolume"], 0), False)
