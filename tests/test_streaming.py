@@ -16,6 +16,7 @@ from xetra import etl as etl_module
 from xetra import formats
 from xetra.formats import SourceFormatError, deserialise_table
 from xetra.meta import RunLock
+from xetra.storage import StorageError
 
 FIRST, LAST = dt.date(2021, 3, 24), dt.date(2021, 4, 9)  # Easter, DST, weekends
 
@@ -85,9 +86,7 @@ def test_same_minute_check_finds_what_a_plain_count_finds():
     repeated = unique + [("DE0005190003", "09:00")]
     for rows in (unique, repeated, unique[:1], []):
         plain = not pd.DataFrame(rows, columns=["ISIN", "Time"]).duplicated().any()
-        # pylint: disable-next=protected-access
-        assert transform._minutes_are_unique(trades(rows)) is plain
-    assert transform._minutes_are_unique(trades(repeated)) is False
+        assert transform._minutes_are_unique(trades(rows)) is plain  # pylint: disable=W0212
 
 
 def test_lean_memory_pool_is_jemalloc_unless_the_build_lacks_it(monkeypatch):
@@ -173,3 +172,24 @@ def test_same_minute_trades_are_told_apart_with_all_columns(repo_root, tmp_path,
     row = report_of(target, day)[0]
     assert (row["opening_price_eur"], row["closing_price_eur"], row["maximum_price_eur"],
             row["daily_traded_volume"]) == (10.0, 12.0, 13.0, 5 + 7 + 7)
+
+
+def test_a_failed_write_stops_the_run_and_later_days_are_not_committed(repo_root, tmp_path,
+                                                                       pool):
+    source, target = tmp_path / "source", tmp_path / "target"
+    days = [dt.date(2021, 5, 10) + dt.timedelta(days=i) for i in range(4)]
+    for day in days:
+        write_day(source, day, [bar("DE0007164600", "09:00", 10.0, 11.0, 5)])
+    etl = make_etl(repo_root, (source, target), pool, first_date="2021-05-10")
+    original = etl.load
+
+    def load(day, report):
+        if day == days[1]:
+            raise StorageError(f"cannot write report of {day}: disk full")
+        return original(day, report)
+    etl.load = load
+    with pytest.raises(StorageError, match="2021-05-11: disk full"):
+        etl.etl_report1(days[0], days[-1])
+    assert etl.meta.load().dates == {days[0]}
+    assert sorted(p.name for p in (target / "report1").iterdir()) == \
+        ["xetra_report1_2021-05-10.parquet"]  # at most the failed day's own write is lost

@@ -6,7 +6,7 @@ import logging
 import re
 import time
 from collections import deque
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Callable, Iterator, Sequence
 
@@ -286,13 +286,17 @@ class XetraETL:
             pending = self.meta.pending_dates(snapshot, first, last)
             logger.info("%d date(s) to process from %s to %s", len(pending), first, last)
             refreshed = time.monotonic()
-            for day, source in self._sources_ahead(pending):
-                self._process_day(day, summary, source)
-                # A refresh is a conditional write (slow on some S3 servers): once a quarter
-                # of the expiry has passed is often enough to keep the lock alive.
-                if time.monotonic() - refreshed > self.config.meta.lock_ttl_seconds / 4:
-                    lock.refresh()
-                    refreshed = time.monotonic()
+            with ThreadPoolExecutor(1, thread_name_prefix="xetra-commit") as committer:
+                committing: Future | None = None
+                for day, source in self._sources_ahead(pending):
+                    committing = self._process_day(day, summary, source, committer, committing)
+                    # A refresh is a conditional write (slow on some S3 servers): once a
+                    # quarter of the expiry has passed is often enough to keep the lock alive.
+                    if time.monotonic() - refreshed > self.config.meta.lock_ttl_seconds / 4:
+                        lock.refresh()
+                        refreshed = time.monotonic()
+                if committing is not None:
+                    committing.result()
         finally:
             lock.release()
         summary.seconds = time.monotonic() - started
@@ -317,19 +321,32 @@ class XetraETL:
                 yield day, current.result()
                 del current  # the day's rows are freed once it is done
 
-    def _process_day(self, day: dt.date, summary: RunSummary, source: DaySource | None) -> None:
+    def _process_day(self, day: dt.date, summary: RunSummary, source: DaySource | None,
+                     committer: ThreadPoolExecutor, previous: Future | None) -> Future | None:
+        """Transform the day here and commit it (report, then meta entry) in `committer`.
+
+        The writes of one day overlap the transform of the next: commits stay in date
+        order, one at a time, and a failed commit stops the run before the next is started.
+        Returns the day's pending commit (or `previous` when there is nothing to commit).
+        """
         if source is None:
             logger.info("%s: no hourly source objects yet; left for a later run", day)
             summary.waiting.append(day)
-            return
+            return previous
         report, counts = self.transform(day, source)
-        key = self.load(day, report)
-        self.meta.record([MetaEntry(day, utc_now_iso(), key, str(report.num_rows))])
-        logger.info("%s: %d rows read, %d rows dropped, %d report rows -> %s", day,
-                    counts.rows_read, counts.dropped, report.num_rows, key or "no trades")
-        summary.processed.append(day)
-        summary.counts.add(counts)
-        summary.report_rows += report.num_rows
-        summary.skipped_objects.extend(source.skipped_objects)
-        if key:
-            summary.report_keys.append(key)
+
+        def commit() -> None:
+            key = self.load(day, report)
+            self.meta.record([MetaEntry(day, utc_now_iso(), key, str(report.num_rows))])
+            logger.info("%s: %d rows read, %d rows dropped, %d report rows -> %s", day,
+                        counts.rows_read, counts.dropped, report.num_rows, key or "no trades")
+            summary.processed.append(day)
+            summary.counts.add(counts)
+            summary.report_rows += report.num_rows
+            summary.skipped_objects.extend(source.skipped_objects)
+            if key:
+                summary.report_keys.append(key)
+
+        if previous is not None:
+            previous.result()  # raises the previous day's write error: stop before this one
+        return committer.submit(commit)
