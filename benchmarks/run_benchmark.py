@@ -24,6 +24,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import psutil
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
@@ -152,6 +153,19 @@ def differences(expected: pa.Table, actual: pa.Table) -> str:
     return "; ".join(problems)
 
 
+def server_cpu_seconds() -> float:
+    """CPU seconds used so far by the `weed` processes this benchmark started."""
+    total = 0.0
+    for child in psutil.Process().children(recursive=True):
+        try:
+            if child.name() == "weed":
+                times = child.cpu_times()
+                total += times.user + times.system
+        except psutil.Error:
+            continue
+    return total
+
+
 def write_config(path: Path, source: str, target: str, first: dt.date,
                  endpoint: str | None = None) -> Path:
     """A job configuration for this benchmark (S3 endpoint when given)."""
@@ -169,6 +183,7 @@ class Bench:
         self.data, self.first, self.last, self.work = data, first, last, work
         self.results: dict[str, Measured] = {}
         self.reference: pa.Table | None = None
+        self.server_cpu: list[float] = []
 
     def _record(self, name: str, seconds: float, cpu: float, peak_kb: int) -> Measured:
         measured = self.results.setdefault(name, Measured(name))
@@ -203,12 +218,15 @@ class Bench:
             measured.check = differences(self.reference, report) or "reference"
 
     def job_from_s3(self, server, client) -> None:
-        """The job with source and target on an S3 server; its report checked too."""
+        """The job with source and target on an S3 server; its report checked too. The
+        server's own CPU seconds during the run are noted: it shares the machine's cores."""
         def reset_target() -> None:
             from tests.s3servers import empty_bucket  # pylint: disable=import-outside-toplevel
             empty_bucket(server, "bench-target")
+        before = server_cpu_seconds()
         self.job("job (S3 SeaweedFS)", "s3://bench-source/", server.endpoint_url, server.env(),
                  reset_target)
+        self.server_cpu.append(server_cpu_seconds() - before)
         target = self.work / "s3-report"
         shutil.rmtree(target, ignore_errors=True)
         for page in client.get_paginator("list_objects_v2").paginate(
@@ -218,7 +236,8 @@ class Bench:
                 path.parent.mkdir(parents=True, exist_ok=True)
                 client.download_file("bench-target", item["Key"], str(path))
         self.results["job (S3 SeaweedFS)"].check = \
-            differences(self.reference, job_report(target)) or "= job (local)"
+            (differences(self.reference, job_report(target)) or "= job (local)") + \
+            f"; SeaweedFS used {statistics.median(self.server_cpu):.2f} CPU s (median)"
 
     def peer(self, name: str) -> None:
         """One run of a peer process."""
