@@ -87,8 +87,8 @@ class Measured:
         return max(self.peak_kb) / 1024
 
 
-def timed(command: list[str],
-          env: dict[str, str] | None = None) -> tuple[float, float, int, str]:
+def timed(command: list[str], env: dict[str, str] | None = None,
+          cwd: Path = REPO) -> tuple[float, float, int, str]:
     """Run `command`; wall and CPU (user + system) seconds, peak RSS in KB of the process
     (ru_maxrss), and its output.
 
@@ -97,7 +97,7 @@ def timed(command: list[str],
     with tempfile.TemporaryFile() as output:
         started = time.perf_counter()
         process = subprocess.Popen(  # pylint: disable=consider-using-with  # reaped by wait4
-            command, cwd=REPO, stdout=output, stderr=subprocess.STDOUT,
+            command, cwd=cwd, stdout=output, stderr=subprocess.STDOUT,
             env={**os.environ, **(env or {})})
         _, status, usage = os.wait4(process.pid, 0)
         seconds = time.perf_counter() - started
@@ -194,8 +194,9 @@ class Bench:
 
     def job(self, name: str = "job (local)", source: str | None = None,
             endpoint: str | None = None, env: dict[str, str] | None = None,
-            reset_target=None) -> None:
-        """One end-to-end run of run.py over the whole range, into an empty target."""
+            reset_target=None, root: Path = REPO) -> None:
+        """One end-to-end run of run.py (of the checkout at `root`) over the whole range, into
+        an empty target."""
         target = self.work / "job-out"
         shutil.rmtree(target, ignore_errors=True)
         if endpoint:
@@ -207,7 +208,7 @@ class Bench:
                               self.first, endpoint)
         seconds, cpu, peak, output = timed([sys.executable, "run.py", "--config", str(config),
                                             "--from", str(self.first), "--to", str(self.last)],
-                                           env)
+                                           env, root)
         measured = self._record(name, seconds, cpu, peak)
         summary = [line for line in output.splitlines() if "run summary" in line]
         measured.check = summary[-1].split("run summary: ", 1)[1][:60] if summary else "?"
@@ -215,7 +216,9 @@ class Bench:
             report = job_report(target)
             if self.reference is None:
                 self.reference = report
-            measured.check = differences(self.reference, report) or "reference"
+                measured.check = "reference"
+            else:
+                measured.check = differences(self.reference, report) or "= job (local)"
 
     def job_from_s3(self, server, client) -> None:
         """The job with source and target on an S3 server; its report checked too. The
@@ -294,6 +297,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--only", default="job,duckdb,polars,pyarrow",
                         help="comma-separated contenders (the job always runs)")
     parser.add_argument("--save", type=Path, help="append the table to this file")
+    parser.add_argument("--baseline", type=Path, help="another checkout of the project (e.g. "
+                        "`git worktree add ../xetra-main main`): its run.py runs as one more "
+                        "contender, for before/after in the same run (not with --s3)")
     args = parser.parse_args(argv)
     first = args.start
     if args.months:
@@ -309,7 +315,7 @@ def main(argv: list[str] | None = None) -> None:
             run_with_s3(bench, peers, args.runs)
         else:
             for _ in range(args.runs):
-                run_once(bench, peers)
+                run_once(bench, peers, baseline=args.baseline)
         table = print_table(bench, folder_size(data), args.runs)
     if args.save:
         with args.save.open("a", encoding="utf-8") as handle:
@@ -317,9 +323,11 @@ def main(argv: list[str] | None = None) -> None:
                          f"\n\n{table}\n")
 
 
-def run_once(bench: Bench, peers: list[str], s3_job=None) -> None:
+def run_once(bench: Bench, peers: list[str], s3_job=None, baseline: Path | None = None) -> None:
     """One repetition of every contender, in a fixed order."""
     bench.job()
+    if baseline:
+        bench.job(f"job at {baseline.name} (baseline)", root=baseline)
     if s3_job:
         s3_job()
     for name in peers:
