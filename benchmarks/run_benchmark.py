@@ -218,7 +218,8 @@ class Bench:
                 self.reference = report
                 measured.check = "reference"
             else:
-                measured.check = differences(self.reference, report) or "= job (local)"
+                measured.check = differences(self.reference, report) or \
+                    ("reference" if name == "job (local)" else "= job (local)")
 
     def job_from_s3(self, server, client) -> None:
         """The job with source and target on an S3 server; its report checked too. The
