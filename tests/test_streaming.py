@@ -193,3 +193,10 @@ def test_a_failed_write_stops_the_run_and_later_days_are_not_committed(repo_root
     assert etl.meta.load().dates == {days[0]}
     assert sorted(p.name for p in (target / "report1").iterdir()) == \
         ["xetra_report1_2021-05-10.parquet"]  # at most the failed day's own write is lost
+
+
+def test_time_order_is_a_stable_sort_of_the_time_strings():
+    times = ["09:01", "08:59", "09:01", "23:00", "00:00", "08:59", "09:01"]
+    chunked = pa.chunked_array([times[:3], times[3:]])
+    expected = sorted(range(len(times)), key=lambda i: times[i])  # Python's sort is stable
+    assert transform._time_order(chunked).to_pylist() == expected  # pylint: disable=W0212

@@ -67,6 +67,14 @@ def _matches_per_value(column: pa.ChunkedArray, pattern: str) -> pa.Array:
     return pc.take(pc.match_substring_regex(encoded.dictionary, pattern), encoded.indices)
 
 
+def _time_order(time: pa.ChunkedArray) -> pa.Array:
+    """Row positions in ascending Time, stable: sorts each row's rank among the distinct
+    times (small integers) rather than the strings, about twice as fast."""
+    encoded = _dictionary(time)
+    rank = pc.take(pc.rank(encoded.dictionary, tiebreaker="dense"), encoded.indices)
+    return pc.sort_indices(rank)
+
+
 def _minute_of_day(time: pa.Array) -> pa.Array:
     """Minutes after midnight of valid "HH:MM" values."""
     return pc.add(pc.multiply(pc.cast(pc.utf8_slice_codeunits(time, 0, 2), pa.int64()), 60),
@@ -155,7 +163,7 @@ def daily_summary(trades: pa.Table, day: dt.date) -> pa.Table:
     # columns used below are reordered: taking the descriptions too cost half the time.
     used = trades.select(["ISIN", "Time", "StartPrice", "EndPrice", "MinPrice", "MaxPrice",
                           "TradedVolume"])
-    by_time = used.take(pc.sort_indices(used, [("Time", "ascending")]))
+    by_time = used.take(_time_order(used["Time"]))
     grouped = by_time.group_by("ISIN", use_threads=False).aggregate([
         ("StartPrice", "first"), ("EndPrice", "last"), ("MinPrice", "min"),
         ("MaxPrice", "max"), ("TradedVolume", "sum"),
