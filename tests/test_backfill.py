@@ -10,6 +10,7 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
+import yaml
 
 from tests.backfill_helpers import FIRST, local_objects, make_small_source, meta_rows, \
     report_table, write_config
@@ -353,3 +354,37 @@ def test_slices_give_the_rows_of_one_sequential_run(job, finished, source, tmp_p
     assert meta_rows((target / META).read_bytes()) == meta_rows((finished / META).read_bytes())
     assert report_table(local_objects(target, "report1/")).equals(
         report_table(local_objects(finished, "report1/")))
+
+
+def test_workflow_template_calls_the_cli_as_it_parses(repo_root):
+    """The fan-out template: plan writes the file its output reads, slices take the plan's
+    item keys, every container's args parse with run.py's parser, and image, config and
+    credentials are the deployment's names. (Schema validation: the deploy/ test.)"""
+    document = yaml.safe_load((repo_root / "deploy" /
+                               "backfill-parallel-workflowtemplate.yaml").read_text("utf-8"))
+    spec = document["spec"]
+    templates = {template["name"]: template for template in spec["templates"]}
+    steps = [step for group in templates[spec["entrypoint"]]["steps"] for step in group]
+    assert [step["template"] for step in steps] == ["plan", "slice", "verify"]
+    assert steps[1]["withParam"] == "{{steps.plan.outputs.parameters.slices}}"
+    item_keys = {p["value"] for p in steps[1]["arguments"]["parameters"]}
+    assert item_keys == {"{{item.from}}", "{{item.to}}"} and \
+        set(json.loads(plan_json([DateSlice(FIRST, FIRST)]))[0]) == {"from", "to"}
+    assert templates[spec["entrypoint"]]["parallelism"] >= 1
+    assert spec["volumes"] == [{"name": "config", "configMap": {"name": "xetra-config"}}]
+    values = {"{{workflow.parameters.from}}": "2018-01-01", "{{inputs.parameters.from}}":
+              "2018-01-01", "{{workflow.parameters.to}}": "2018-01-21",
+              "{{inputs.parameters.to}}": "2018-01-07", "{{workflow.parameters.slices}}": "16"}
+    modes = []
+    for name in ("plan", "slice", "verify"):
+        container = templates[name]["container"]
+        assert container["image"] == "xetra:latest"
+        assert container["envFrom"] == [{"secretRef": {"name": "xetra-s3-credentials"}}]
+        assert container["volumeMounts"][0]["mountPath"] == "/config"
+        args = cli.build_parser().parse_args([values.get(arg, arg) for arg in container["args"]])
+        assert args.config == "/config/xetra.yml"
+        modes.append([mode for mode in ("plan", "slice", "verify") if getattr(args, mode)])
+        if name == "plan":
+            output = templates[name]["outputs"]["parameters"][0]
+            assert (output["name"], output["valueFrom"]["path"]) == ("slices", args.plan_file)
+    assert modes == [["plan"], ["slice"], ["verify"]]
