@@ -15,7 +15,7 @@ from xetra import transform
 from xetra.config import AppConfig
 from xetra.formats import ParsedSource, SourceFormatError, empty_source_table
 from xetra.meta import MetaEntry, MetaProcess, MetaSnapshot, RunLock, utc_now_iso
-from xetra.storage import ObjectStore
+from xetra.storage import ObjectStore, StorageError
 from xetra.transform import RowCounts
 
 logger = logging.getLogger(__name__)
@@ -242,6 +242,20 @@ class XetraETL:
         summary.seconds = time.monotonic() - started
         return summary
 
+    def _discard_unrecorded(self, day: dt.date, key: str) -> None:
+        """After a failed meta update, remove the date's new report object unless the meta
+        file lists the date after all (the write may have landed before the error)."""
+        if not key:
+            return
+        try:
+            if day not in self.meta.load().entries:
+                logger.warning("removing report object %s: its date could not be recorded",
+                               self.target.describe(key))
+                self.target.delete(key)
+        except StorageError as exc:
+            logger.warning("could not remove %s (%s); the next run removes it as an orphan",
+                           self.target.describe(key), exc)
+
     def _process_day(self, day: dt.date, summary: RunSummary) -> None:
         source = self.extract(day)
         if source is None:
@@ -250,7 +264,11 @@ class XetraETL:
             return
         report, counts = self.transform(day, source)
         key = self.load(day, report)
-        self.meta.record([MetaEntry(day, utc_now_iso(), key, str(report.num_rows))])
+        try:
+            self.meta.record([MetaEntry(day, utc_now_iso(), key, str(report.num_rows))])
+        except StorageError:
+            self._discard_unrecorded(day, key)
+            raise
         logger.info("%s: %d rows read, %d rows dropped, %d report rows -> %s", day,
                     counts.rows_read, counts.dropped, report.num_rows, key or "no trades")
         summary.processed.append(day)

@@ -35,7 +35,9 @@ class S3BucketConnector:
         self.prefix = location.prefix
         client_config = Config(
             signature_version=UNSIGNED if location.unsigned else None,
-            retries={"mode": settings.retry_mode, "max_attempts": settings.max_attempts},
+            # total_max_attempts counts the first try too, like AWS_MAX_ATTEMPTS; botocore's
+            # "max_attempts" would count retries only and make one attempt more than configured.
+            retries={"mode": settings.retry_mode, "total_max_attempts": settings.max_attempts},
             connect_timeout=settings.connect_timeout,
             read_timeout=settings.read_timeout,
             max_pool_connections=max_pool_connections,
