@@ -201,23 +201,28 @@ class XetraETL:
             self.config.report.format)
         return key
 
-    def remove_orphans(self, snapshot: MetaSnapshot, scope: set[dt.date] | None = None) -> int:
-        """Delete report objects of dates the meta file does not list (left by a killed run).
+    def orphans(self, snapshot: MetaSnapshot, scope: set[dt.date] | None = None) -> list[str]:
+        """Report objects of dates the meta file does not list (left by a killed run).
 
         `scope` limits this to some dates, for runs that share the target with others.
         """
-        removed = 0
+        found = []
         for info in self.target.list_objects(self.config.report.prefix):
             match = self.report_key_pattern.fullmatch(info.key)
-            if not match:
-                continue
-            day = dt.date.fromisoformat(match.group(1))
-            if day not in snapshot.entries and (scope is None or day in scope):
-                logger.warning("removing orphan report object %s (date not in meta file)",
-                               self.target.describe(info.key))
-                self.target.delete(info.key)
-                removed += 1
-        return removed
+            if match:
+                day = dt.date.fromisoformat(match.group(1))
+                if day not in snapshot.entries and (scope is None or day in scope):
+                    found.append(info.key)
+        return found
+
+    def remove_orphans(self, snapshot: MetaSnapshot, scope: set[dt.date] | None = None) -> int:
+        """Delete the orphans; returns how many."""
+        orphans = self.orphans(snapshot, scope)
+        for key in orphans:
+            logger.warning("removing orphan report object %s (date not in meta file)",
+                           self.target.describe(key))
+            self.target.delete(key)
+        return len(orphans)
 
     def plan(self, first: dt.date, last: dt.date) -> list[dt.date]:
         """Dates from `first` to `last` not yet in the meta file."""
@@ -227,10 +232,16 @@ class XetraETL:
         """Process every pending date from `first` to `last` under the run lock."""
         started = time.monotonic()
         summary = RunSummary()
+        snapshot = self.meta.load()
+        if not self.meta.pending_dates(snapshot, first, last) and not self.orphans(snapshot):
+            logger.info("nothing to do: every date from %s to %s is in the meta file", first,
+                        last)
+            summary.seconds = time.monotonic() - started
+            return summary
         lock = RunLock(self.target, self.config.meta.lock_key, self.config.meta.lock_ttl_seconds)
         lock.acquire()
         try:
-            snapshot = self.meta.load()
+            snapshot = self.meta.load()  # again: another run may have finished meanwhile
             self.remove_orphans(snapshot)
             pending = self.meta.pending_dates(snapshot, first, last)
             logger.info("%d date(s) to process from %s to %s", len(pending), first, last)

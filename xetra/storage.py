@@ -88,7 +88,9 @@ class LocalStorage:
 
     def describe(self, key: str = "") -> str:
         """The absolute path of `key`."""
-        return str(self.root / key) if key else str(self.root)
+        if not key:
+            return str(self.root)
+        return str(self.root / key) + ("/" if key.endswith("/") else "")
 
     def check_access(self) -> None:
         """The folder must exist (or be creatable for a target) and be a directory."""

@@ -77,7 +77,8 @@ def _first_occurrences(table: pa.Table) -> pa.Table:
     indexed = table.append_column("row_index", pa.array(range(table.num_rows), pa.int64()))
     firsts = indexed.group_by(list(SOURCE_COLUMNS), use_threads=False).aggregate(
         [("row_index", "min")])
-    return table.take(pc.sort_indices(firsts["row_index_min"]))
+    first_rows = firsts["row_index_min"]
+    return table.take(pc.take(first_rows, pc.sort_indices(first_rows)))
 
 
 def select_trades(source: pa.Table, day: dt.date, currencies: Sequence[str],

@@ -1,0 +1,64 @@
+"""Hand-made Xetra source data for tests: rows as CSV lines, days in the bucket layout."""
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+from pathlib import Path
+
+HEADER = ("ISIN,Mnemonic,SecurityDesc,SecurityType,Currency,SecurityID,Date,Time,StartPrice,"
+          "MaxPrice,MinPrice,EndPrice,TradedVolume,NumberOfTrades")
+
+
+@dataclass(frozen=True)
+class Bar:
+    """One minute bar; prices are given as text so tests can also write bad values."""
+
+    isin: str
+    time: str
+    start: str
+    maximum: str
+    minimum: str
+    end: str
+    volume: str
+    currency: str = "EUR"
+    desc: str = '"TEST AG, INH."'
+    day: str | None = None  # defaults to the day the bar is filed under
+
+    def line(self, day: dt.date) -> str:
+        """The CSV line of this bar on `day`."""
+        return ",".join([self.isin, "TST", self.desc, "Common stock", self.currency, "123456",
+                         self.day or day.isoformat(), self.time, self.start, self.maximum,
+                         self.minimum, self.end, self.volume, "1"])
+
+
+def bar(isin: str, time: str, start: float, end: float, volume: int, *,
+        minimum: float | None = None, maximum: float | None = None,
+        currency: str = "EUR") -> Bar:
+    """A valid bar; min and max default to the lower and higher of start and end."""
+    low = min(start, end) if minimum is None else minimum
+    high = max(start, end) if maximum is None else maximum
+    return Bar(isin, time, str(start), str(high), str(low), str(end), str(volume), currency)
+
+
+def csv_bytes(day: dt.date, bars: list[Bar], line_end: str = "\n") -> bytes:
+    """A whole hourly object: header plus the bars' lines."""
+    return line_end.join([HEADER, *(b.line(day) for b in bars)]).encode() + line_end.encode()
+
+
+def write_day(root: Path, day: dt.date, bars: list[Bar], hours: range = range(24),
+              missing_hours: tuple[int, ...] = ()) -> None:
+    """Write a day in the bucket layout: each bar into the object of its UTC hour, every other
+    hour header-only (136 bytes), `missing_hours` not at all."""
+    folder = root / day.isoformat()
+    folder.mkdir(parents=True, exist_ok=True)
+    for hour in hours:
+        if hour in missing_hours:
+            continue
+        in_hour = [b for b in bars if int(b.time[:2]) == hour]
+        (folder / f"{day.isoformat()}_BINS_XETR{hour:02d}.csv").write_bytes(
+            csv_bytes(day, in_hour))
+
+
+def write_no_trading_day(root: Path, day: dt.date) -> None:
+    """A weekend or holiday as the bucket has it: 24 header-only objects."""
+    write_day(root, day, [])

@@ -1,0 +1,145 @@
+"""The domain: trade selection and the daily report, on hand-made rows with hand-computed values."""
+import datetime as dt
+
+import pyarrow as pa
+import pytest
+
+from tests.builders import Bar, bar, csv_bytes
+from xetra import transform
+from xetra.formats import parse_source_csv
+
+DAY = dt.date(2021, 5, 7)  # a Friday
+
+
+def source(bars, day=DAY):
+    """Parse hand-made bars as the job parses an hourly object."""
+    parsed = parse_source_csv(csv_bytes(day, bars), "test.csv")
+    return parsed.table, parsed.malformed_rows
+
+
+def report_rows(bars, previous=None, day=DAY):
+    """The report of `bars` as a list of dicts keyed by logical column name."""
+    table, malformed = source(bars, day)
+    trades, _ = transform.select_trades(table, day, ["EUR"], malformed)
+    summary = transform.daily_summary(trades, day)
+    return transform.with_change_to_previous_close(summary, previous).to_pylist()
+
+
+def closes(**by_isin):
+    """A previous trading day's closes."""
+    return pa.table({"isin": list(by_isin), "previous_close": list(by_isin.values())},
+                    schema=transform.CLOSES_SCHEMA)
+
+
+def test_open_close_min_max_volume_by_time_not_file_order():
+    bars = [
+        bar("DE0005140008", "12:00", 10.5, 11.0, 50, minimum=10.4, maximum=11.2),
+        bar("DE0005140008", "08:00", 10.0, 10.5, 100, minimum=9.9, maximum=10.6),
+        bar("DE0005140008", "15:59", 11.0, 10.8, 25, minimum=10.7, maximum=11.1),
+    ]
+    [row] = report_rows(bars)
+    assert row == {"isin": "DE0005140008", "date": DAY, "opening_price": 10.0,
+                   "closing_price": 10.8, "minimum_price": 9.9, "maximum_price": 11.2,
+                   "daily_traded_volume": 175, "change_prev_closing": None}
+
+
+def test_zero_volume_row_at_1930_is_not_the_close():
+    bars = [bar("DE0005140008", "15:30", 20.0, 21.0, 300),
+            bar("DE0005140008", "19:30", 99.0, 99.0, 0),
+            bar("DE0005140008", "04:00", 1.0, 1.0, 0)]
+    [row] = report_rows(bars)
+    assert (row["opening_price"], row["closing_price"], row["maximum_price"],
+            row["daily_traded_volume"]) == (20.0, 21.0, 21.0, 300)
+
+
+def test_non_eur_rows_are_dropped_and_counted():
+    bars = [bar("US0378331005", "10:00", 150.0, 151.0, 10, currency="USD"),
+            bar("DE0005140008", "10:00", 5.0, 5.5, 7)]
+    table, _ = source(bars)
+    trades, counts = transform.select_trades(table, DAY, ["EUR"])
+    assert trades["ISIN"].to_pylist() == ["DE0005140008"]
+    assert (counts.rows_read, counts.other_currency, counts.invalid) == (2, 1, 0)
+    trades_usd_too, _ = transform.select_trades(table, DAY, ["EUR", "USD"])
+    assert trades_usd_too.num_rows == 2
+
+
+def test_exact_duplicates_count_once_but_same_minute_different_rows_both_count():
+    first = bar("DE0005140008", "09:00", 10.0, 10.2, 100)
+    other_same_minute = bar("DE0005140008", "09:00", 10.2, 10.1, 40)
+    bars = [first, first, other_same_minute, first]
+    table, _ = source(bars)
+    trades, counts = transform.select_trades(table, DAY, ["EUR"])
+    assert trades.num_rows == 2 and counts.duplicate == 2
+    [row] = report_rows(bars)
+    assert row["daily_traded_volume"] == 140
+    # Same minute: source order decides, so the first row opens and the second closes.
+    assert (row["opening_price"], row["closing_price"]) == (10.0, 10.1)
+
+
+def test_invalid_rows_are_dropped_and_counted_by_reason():
+    good = bar("DE0005140008", "09:00", 10.0, 10.2, 100)
+    bars = [
+        good,
+        Bar("DE0005140008", "09:01", "", "10.3", "10.0", "10.1", "5"),        # empty price
+        Bar("DE0005140008", "09:02", "abc", "10.3", "10.0", "10.1", "5"),     # not a number
+        Bar("DE0005140008", "09:03", "10.0", "10.3", "10.0", "10.1", "-5"),   # negative volume
+        Bar("DE0005140008", "9:4", "10.0", "10.3", "10.0", "10.1", "5"),      # bad time
+        Bar("", "09:05", "10.0", "10.3", "10.0", "10.1", "5"),                # no ISIN
+        Bar("DE0005140008", "09:06", "10.0", "10.3", "10.0", "10.1", "5",
+            day="2021-05-06"),                                                # other date
+        Bar("DE0005140008", "09:07", "nan", "10.3", "10.0", "10.1", "5"),     # NaN price
+        Bar("DE0005140008", "09:08", "10.0", "10.3", "10.0", "10.1", "0"),    # zero volume
+    ]
+    table, malformed = source(bars)
+    trades, counts = transform.select_trades(table, DAY, ["EUR"], malformed)
+    assert trades.num_rows == 1
+    assert (counts.rows_read, counts.invalid, counts.zero_volume, counts.other_currency,
+            counts.duplicate, counts.dropped) == (9, 7, 1, 0, 0, 8)
+
+
+def test_change_to_previous_close_rounded_and_null_cases():
+    bars = [bar("DE0005140008", "10:00", 10.0, 11.0, 1),   # prev 10.0 -> +10.00 %
+            bar("DE0007100000", "10:00", 30.0, 29.0, 1),   # prev 30.0 -> -3.333.. -> -3.33
+            bar("DE0007164600", "10:00", 5.0, 5.0, 1),     # prev close 0 -> null
+            bar("DE000BASF111", "10:00", 7.0, 7.0, 1)]     # did not trade before -> null
+    rows = report_rows(bars, closes(DE0005140008=10.0, DE0007100000=30.0, DE0007164600=0.0,
+                                    DE000ENER6Y0=12.0))
+    change = {row["isin"]: row["change_prev_closing"] for row in rows}
+    assert change == {"DE0005140008": 10.0, "DE0007100000": -3.33, "DE0007164600": None,
+                      "DE000BASF111": None}
+    assert [row["isin"] for row in rows] == sorted(change)  # sorted by isin
+
+
+def test_no_previous_trading_day_gives_null_change():
+    [row] = report_rows([bar("DE0005140008", "10:00", 10.0, 11.0, 1)], previous=None)
+    assert row["change_prev_closing"] is None
+
+
+def test_report_schema_types_and_output_names():
+    rows_table = transform.with_change_to_previous_close(
+        transform.daily_summary(transform.select_trades(
+            source([bar("DE0005140008", "10:00", 1.5, 2.5, 3)])[0], DAY, ["EUR"])[0], DAY),
+        None)
+    assert rows_table.schema == transform.REPORT_SCHEMA
+    renamed = transform.with_output_names(rows_table, {
+        "isin": "ISIN", "date": "Date", "opening_price": "open", "closing_price": "close",
+        "minimum_price": "low", "maximum_price": "high", "daily_traded_volume": "volume",
+        "change_prev_closing": "pct"})
+    assert renamed.column_names == ["ISIN", "Date", "open", "close", "low", "high", "volume",
+                                    "pct"]
+    assert renamed.schema.field("volume").type == pa.int64()
+    assert renamed.schema.field("Date").type == pa.date32()
+
+
+def test_empty_day_gives_empty_report():
+    table, _ = source([])
+    trades, counts = transform.select_trades(table, DAY, ["EUR"])
+    assert trades.num_rows == 0 and counts.rows_read == 0
+    assert transform.empty_report().num_rows == 0
+    assert transform.daily_summary(trades, DAY).num_rows == 0
+
+
+@pytest.mark.parametrize("price", ["1e2", "100", "100.", "+100.0", "100.000000000000000000001"])
+def test_price_spellings_that_parse(price):
+    [row] = report_rows([Bar("DE0005140008", "10:00", price, price, price, price, "1")])
+    assert row["opening_price"] == pytest.approx(100.0)
