@@ -130,14 +130,20 @@ def write_config(path: Path, config: dict) -> Path:
 
 
 def run_subprocess(args: list[str], env: dict[str, str] | None = None, wrapper: Path | None = None,
-                   timeout: float = 120) -> subprocess.CompletedProcess:
-    """Run the job (or `wrapper`, which runs it) as a separate process, as a pod would."""
+                   other_pod: bool = False, timeout: float = 120) -> subprocess.CompletedProcess:
+    """Run the job (or `wrapper`, which runs it) as a separate process, as a pod would;
+    `other_pod` runs it in a PID namespace of its own, as a container elsewhere is seen."""
     script = wrapper or REPO / "run.py"
+    command = [sys.executable, str(script), *args]
+    if other_pod:
+        # A shell as the namespace's PID 1, so the job is an ordinary process SIGKILL can stop.
+        command = ["unshare", "--pid", "--fork", "--mount-proc", "sh", "-c",
+                   '"$@"; exit $?', "sh", *command]
     full_env = {key: value for key, value in os.environ.items()
                 if not key.startswith("AWS_") and key != "XETRA_KILL_AT"}
     full_env.update(env or {})
     full_env["PYTHONPATH"] = str(REPO)
-    return subprocess.run([sys.executable, str(script), *args], cwd=REPO, env=full_env,
+    return subprocess.run(command, cwd=REPO, env=full_env,
                           capture_output=True, text=True, timeout=timeout, check=False)
 
 
@@ -302,9 +308,10 @@ class Job:
         return JobResult(code, out.getvalue(), err.getvalue(), self._log_since(offset))
 
     def run_process(self, *args: str, wrapper: Path | None = None,
-                    env: dict[str, str] | None = None) -> JobResult:
+                    env: dict[str, str] | None = None, other_pod: bool = False) -> JobResult:
         """Run the job as a separate process (optionally through a fault-injecting wrapper)."""
         offset = self.log_file.stat().st_size if self.log_file.exists() else 0
         done = run_subprocess(["--config", str(self.config_path), *args],
-                              env={**self.env, **(env or {})}, wrapper=wrapper)
+                              env={**self.env, **(env or {})}, wrapper=wrapper,
+                              other_pod=other_pod)
         return JobResult(done.returncode, done.stdout, done.stderr, self._log_since(offset))
