@@ -20,11 +20,13 @@ from xetra.storage import LocalStorage
 RACEWRAP = Path(__file__).with_name("racewrap.py")
 
 
+# The processes are waited for with communicate(): a `with` block per process would serialise them.
+# pylint: disable=consider-using-with
 def race(job: Job, runs: int = 2) -> list[subprocess.CompletedProcess]:
     """Start `runs` processes of the job that all begin work at the same instant."""
     env = {key: value for key, value in os.environ.items() if not key.startswith("AWS_")}
     env.update(job.env, PYTHONPATH=str(REPO), XETRA_START_AT=str(time.time() + 4))
-    processes = [subprocess.Popen(  # pylint: disable=consider-using-with[sys.executable, str(RACEWRAP), "--config",
+    processes = [subprocess.Popen([sys.executable, str(RACEWRAP), "--config",
                                    str(job.config_path), "--to", D3], cwd=REPO, env=env,
                                   stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
                  for _ in range(runs)]
