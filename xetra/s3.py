@@ -61,7 +61,7 @@ class S3BucketConnector:
                                 f"or source.unsigned for a public bucket)")
         if isinstance(exc, BotoConnectionError):
             return StorageError(f"{where}: cannot connect to the S3 endpoint "
-                                f"({type(exc).__name__})")
+                                f"{self.client.meta.endpoint_url} ({type(exc).__name__})")
         return StorageError(f"{where}: {type(exc).__name__}: {exc}")
 
     def _client_error(self, exc: ClientError, where: str) -> StorageError:
