@@ -16,7 +16,7 @@ from xetra.storage import LocalStorage, StorageError
 def test_no_credential_in_logs_errors_reports_or_meta(tmp_path, seaweed):
     """Runs on SeaweedFS (which checks SigV4 signatures with the fake keys): a good run, a
     run failing on a throttled object, a run stopped by a bad object, a locked run and a
-    run with every logger but botocore's at DEBUG. Neither key appears in stdout, stderr, the log file
+    run with every logger but botocore at DEBUG. Neither key appears in stdout, stderr, the log file
     or any object of the target bucket."""
     source = new_bucket(seaweed, "src")
     fill(source, three_days())
