@@ -78,7 +78,7 @@ def edit(raw, path, value):
     ("logging.version", 2, "logging.version: must be 1"),
     ("logging.handlers", {}, "logging.handlers: at least one handler is required"),
     ("logging.root", {"level": "INFO"}, "logging.root.handlers: no logger uses a handler"),
-    ("extra", 1, ".extra: unknown key"),
+    ("extra", 1, "extra: unknown key"),
     ("job", ..., "job: missing required section"),
     ("target", ..., "target: missing required section"),
     ("report", "parquet", "report: must be a mapping, got str"),

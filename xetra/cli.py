@@ -80,6 +80,14 @@ def date_window(config: AppConfig, first: str | None, last: str | None,
     return start, end
 
 
+def check_access(store: ObjectStore, section: str) -> None:
+    """Check a location before any write; the error names the config section it came from."""
+    try:
+        store.check_access()
+    except StorageError as exc:
+        raise StorageError(f"{exc} (check the {section} settings)") from None
+
+
 def run(argv: Sequence[str], stdout: TextIO = sys.stdout, stderr: TextIO = sys.stderr) -> int:
     """Run the job; returns the process exit status."""
     args = build_parser().parse_args(argv)
@@ -95,9 +103,9 @@ def run(argv: Sequence[str], stdout: TextIO = sys.stdout, stderr: TextIO = sys.s
         source = open_store(config.source, config, create=False)
         read_only = args.dry_run or args.plan or args.verify
         target = open_store(config.target, config, create=not read_only)
-        source.check_access()
+        check_access(source, "source")
         if not read_only or config.target.is_s3:
-            target.check_access()  # a dry run creates no local folder
+            check_access(target, "target")  # a dry run creates no local folder
         with ThreadPoolExecutor(config.job.max_concurrent_reads,
                                 thread_name_prefix="xetra-read") as pool:
             etl = XetraETL(source, target, config, pool)

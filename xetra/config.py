@@ -150,7 +150,7 @@ class _Section:
             raise ConfigError(f"{path}: must be a mapping, got {type(raw).__name__}")
         unknown = sorted(set(raw) - allowed)
         if unknown:
-            raise ConfigError(f"{path}.{unknown[0]}: unknown key "
+            raise ConfigError(f"{path + '.' if path else ''}{unknown[0]}: unknown key "
                               f"(allowed: {', '.join(sorted(allowed))})")
         self.raw = raw
         self.path = path

@@ -18,7 +18,7 @@ from xetra.formats import (SOURCE_COLUMNS, TRADE_COLUMNS, ParsedSource, SourceFo
                            empty_source_table)
 from xetra.locks import GlobalLock, SliceLock
 from xetra.meta import MetaEntry, MetaProcess, MetaSnapshot, date_range, utc_now_iso
-from xetra.storage import ObjectStore
+from xetra.storage import ObjectStore, StorageError
 from xetra.transform import RowCounts
 
 logger = logging.getLogger(__name__)
@@ -302,6 +302,20 @@ class XetraETL:
         summary.seconds = time.monotonic() - started
         return summary
 
+    def _discard_unrecorded(self, day: dt.date, key: str) -> None:
+        """After a failed meta update, remove the date's new report object unless the meta
+        file lists the date after all (the write may have landed before the error)."""
+        if not key:
+            return
+        try:
+            if day not in self.meta.load().entries:
+                logger.warning("removing report object %s: its date could not be recorded",
+                               self.target.describe(key))
+                self.target.delete(key)
+        except StorageError as exc:
+            logger.warning("could not remove %s (%s); the next run removes it as an orphan",
+                           self.target.describe(key), exc)
+
     def _sources_ahead(self, days: list[dt.date]) -> Iterator[tuple[dt.date, DaySource | None]]:
         """Each day with its source, while the next READ_AHEAD_DAYS days are being read.
 
@@ -337,7 +351,11 @@ class XetraETL:
 
         def commit() -> None:
             key = self.load(day, report)
-            self.meta.record([MetaEntry(day, utc_now_iso(), key, str(report.num_rows))])
+            try:
+                self.meta.record([MetaEntry(day, utc_now_iso(), key, str(report.num_rows))])
+            except StorageError:
+                self._discard_unrecorded(day, key)
+                raise
             logger.info("%s: %d rows read, %d rows dropped, %d report rows -> %s", day,
                         counts.rows_read, counts.dropped, report.num_rows, key or "no trades")
             summary.processed.append(day)

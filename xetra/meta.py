@@ -244,7 +244,8 @@ class RunLock:
             raise LockHeldError(
                 f"another run ({holder['owner']}) holds the lock "
                 f"{self.store.describe(self.key)} until {holder['expires_at']}; "
-                f"this run stops without writing")
+                f"this run stops without writing (if that run is dead, rerun after the lock "
+                f"expires, or delete the lock object)")
         logger.warning("taking over expired lock of %s (expired %s)", holder["owner"],
                        holder["expires_at"])
         self.etag = self._put_once(if_match=current.etag)

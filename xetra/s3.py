@@ -36,7 +36,9 @@ class S3BucketConnector:
         self.prefix = location.prefix
         client_config = Config(
             signature_version=UNSIGNED if location.unsigned else None,
-            retries={"mode": settings.retry_mode, "max_attempts": settings.max_attempts},
+            # total_max_attempts counts the first try too, like AWS_MAX_ATTEMPTS; botocore's
+            # "max_attempts" would count retries only and make one attempt more than configured.
+            retries={"mode": settings.retry_mode, "total_max_attempts": settings.max_attempts},
             connect_timeout=settings.connect_timeout,
             read_timeout=settings.read_timeout,
             max_pool_connections=max_pool_connections,
@@ -60,7 +62,7 @@ class S3BucketConnector:
                                 f"or source.unsigned for a public bucket)")
         if isinstance(exc, BotoConnectionError):
             return StorageError(f"{where}: cannot connect to the S3 endpoint "
-                                f"({type(exc).__name__})")
+                                f"{self.client.meta.endpoint_url} ({type(exc).__name__})")
         return StorageError(f"{where}: {type(exc).__name__}: {exc}")
 
     def _client_error(self, exc: ClientError, where: str) -> StorageError:

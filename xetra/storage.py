@@ -147,6 +147,10 @@ class LocalStorage:
         dir_fd = os.open(path.parent, os.O_RDONLY)
         try:
             fcntl.flock(dir_fd, fcntl.LOCK_EX)
+            # Writers hold this lock while their temporary file exists, so any one found now
+            # was left by a killed writer.
+            for stale in path.parent.glob(".tmp-*"):
+                stale.unlink(missing_ok=True)
             if if_none_match and path.exists():
                 raise PreconditionFailed(f"{self.describe(key)} already exists")
             if if_match is not None:
