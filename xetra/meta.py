@@ -188,6 +188,30 @@ class MetaProcess:
                            f"changing during {_MAX_WRITE_ATTEMPTS} attempts")
 
 
+def _process_namespace() -> str:
+    """Host name and PID namespace: where a PID means the same process."""
+    try:
+        namespace = os.readlink("/proc/self/ns/pid").strip("pid:[]")
+    except OSError:
+        namespace = "?"
+    return f"{socket.gethostname()}:{namespace}"
+
+
+def _died_here(owner: str) -> bool:
+    """True when the lock's owner ran on this host and PID namespace and is gone (killed),
+    so a rerun on the same machine need not wait for the lock to expire."""
+    where, _, rest = owner.rpartition(":")[0].rpartition(":")
+    if where != _process_namespace() or not rest.isdigit():
+        return False
+    try:
+        os.kill(int(rest), 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:
+        return False
+    return False
+
+
 class RunLock:
     """A lock object with an expiry, created with If-None-Match so that only one run works.
 
@@ -198,7 +222,7 @@ class RunLock:
         self.store = store
         self.key = key
         self.ttl_seconds = ttl_seconds
-        self.owner = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+        self.owner = f"{_process_namespace()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
         self.etag: str | None = None
 
     def _content(self) -> bytes:
@@ -242,8 +266,8 @@ class RunLock:
         except (ValueError, KeyError, TypeError):
             # An unreadable lock is treated as expired: it cannot belong to a live run of ours.
             return {"owner": "unknown", "expires_at": "unreadable", "expired": True}
-        return {"owner": owner, "expires_at": expires.isoformat(),
-                "expired": expires <= dt.datetime.now(dt.timezone.utc)}
+        expired = expires <= dt.datetime.now(dt.timezone.utc) or _died_here(owner)
+        return {"owner": owner, "expires_at": expires.isoformat(), "expired": expired}
 
     def live_holder(self) -> str | None:
         """Who holds this lock, if it exists and has not expired (read only), else None."""

@@ -1,0 +1,106 @@
+"""The entrypoint in-process: arguments, date window, exit codes, one-line errors."""
+import datetime as dt
+import io
+import json
+
+import pytest
+
+from xetra import cli
+from xetra.config import ConfigError, load_config
+
+SAMPLE_CONFIG = "configs/xetra_sample.yml"
+
+
+def call(*argv):
+    """cli.run with captured stdout and stderr."""
+    out, err = io.StringIO(), io.StringIO()
+    status = cli.run(list(argv), stdout=out, stderr=err)
+    return status, out.getvalue(), err.getvalue()
+
+
+@pytest.fixture(autouse=True)
+def in_repo(repo_root, monkeypatch):
+    """The sample config's relative paths are relative to the repository root."""
+    monkeypatch.chdir(repo_root)
+
+
+def test_date_window_defaults_and_checks(repo_root):
+    config = load_config(repo_root / SAMPLE_CONFIG)
+    monday_evening_utc = dt.datetime(2021, 5, 10, 21, 0, tzinfo=dt.timezone.utc)
+    assert cli.date_window(config, None, None, monday_evening_utc) == \
+        (dt.date(2017, 6, 27), dt.date(2021, 5, 9))
+    assert cli.date_window(config, "2021-05-03", "2021-05-07", monday_evening_utc) == \
+        (dt.date(2021, 5, 3), dt.date(2021, 5, 7))
+    with pytest.raises(ConfigError, match="--to: 2021-05-10 is not over yet in Europe/Berlin"):
+        cli.date_window(config, None, "2021-05-10", monday_evening_utc)
+    with pytest.raises(ConfigError, match="--from: 2021-05-08 is after the end date 2021-05-07"):
+        cli.date_window(config, "2021-05-08", "2021-05-07", monday_evening_utc)
+    with pytest.raises(ConfigError, match="job.first_date: 2017-06-27 is after the end date"):
+        cli.date_window(config, None, "2017-06-26", monday_evening_utc)
+
+
+def test_dry_run_prints_pending_dates_and_writes_nothing(tmp_path):
+    target = tmp_path / "never-created"
+    status, out, err = call("--config", SAMPLE_CONFIG, "--to", "2017-06-30", "--target",
+                            str(target), "--dry-run")
+    assert (status, err) == (0, "")
+    assert out.split() == ["2017-06-27", "2017-06-28", "2017-06-29", "2017-06-30"]
+    assert not target.exists()
+
+
+def test_run_then_nothing_to_do(tmp_path):
+    target = tmp_path / "out"
+    status, out, _ = call("--config", SAMPLE_CONFIG, "--from", "2017-06-29", "--to",
+                          "2017-06-30", "--target", str(target))
+    assert status == 0 and out == f"report objects under {target}/report1/\n"
+    assert sorted(path.name for path in (target / "report1").iterdir()) == [
+        "xetra_report1_2017-06-29.parquet", "xetra_report1_2017-06-30.parquet"]
+    assert call("--config", SAMPLE_CONFIG, "--from", "2017-06-29", "--to", "2017-06-30",
+                "--target", str(target), "--dry-run")[1] == ""
+
+
+@pytest.mark.parametrize("args, status, message", [
+    (["--to", "2017-13-01"], 2, "xetra: configuration error: --to: not a valid date"),
+    (["--from", "2017-07-04", "--to", "2017-07-01"], 2, "--from: 2017-07-04 is after"),
+    (["--to", "2999-01-01"], 2, "--to: 2999-01-01 is not over yet"),
+    (["--source", "data/nowhere", "--to", "2017-07-01"], 1,
+     "xetra: run failed: folder /work/main/data/nowhere does not exist"),
+])
+def test_failures_are_one_line_on_stderr_with_exit_status(args, status, message, repo_root):
+    got_status, out, err = call("--config", SAMPLE_CONFIG, *args)
+    assert got_status == status and out == ""
+    assert err.count("\n") == 1 and message.replace("/work/main", str(repo_root)) in err
+
+
+def test_held_lock_exit_status_3(tmp_path):
+    target = tmp_path / "out"
+    lock = target / "meta" / "report1" / "xetra_report1.lock"
+    lock.parent.mkdir(parents=True)
+    lock.write_text(json.dumps({"owner": "other-pod:1", "expires_at": "2999-01-01T00:00:00"
+                                                                      "+00:00"}))
+    status, _, err = call("--config", SAMPLE_CONFIG, "--to", "2017-06-28", "--target",
+                          str(target))
+    assert status == 3
+    assert "another run (other-pod:1) holds the lock" in err and err.count("\n") == 1
+    assert sorted(path.name for path in target.rglob("*") if path.is_file()) == \
+        ["xetra_report1.lock"]
+
+
+def test_corrupt_meta_file_exit_status_1_and_untouched(tmp_path):
+    target = tmp_path / "out"
+    meta = target / "meta" / "report1" / "xetra_report1_meta_file.csv"
+    meta.parent.mkdir(parents=True)
+    meta.write_bytes(b"garbage\n")
+    status, _, err = call("--config", SAMPLE_CONFIG, "--to", "2017-06-28", "--target",
+                          str(target))
+    assert status == 1 and "lacks column(s) source_date" in err
+    assert meta.read_bytes() == b"garbage\n"
+    assert not (target / "report1").exists()
+
+
+def test_open_store_picks_the_adapter(repo_root):
+    config = load_config(repo_root / "configs" / "xetra_report1.yml")
+    assert type(cli.open_store(config.source, config, create=False)).__name__ == \
+        "S3BucketConnector"
+    local = config.with_locations("data/sample", None)
+    assert type(cli.open_store(local.source, local, create=False)).__name__ == "LocalStorage"

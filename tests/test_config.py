@@ -1,0 +1,139 @@
+"""Configuration: the shipped files load, and every bad setting is named before any I/O."""
+import copy
+import datetime as dt
+import logging
+
+import pytest
+import yaml
+
+from xetra.config import (DEFAULT_COLUMNS, ConfigError, StorageLocation, config_from_mapping,
+                          configure_logging, load_config, parse_date)
+
+
+@pytest.fixture
+def raw(repo_root):
+    """The production config as a mapping, to break one setting at a time."""
+    return yaml.safe_load((repo_root / "configs" / "xetra_report1.yml").read_text())
+
+
+def test_shipped_configs_load(repo_root):
+    production = load_config(repo_root / "configs" / "xetra_report1.yml")
+    assert production.source == StorageLocation("s3://deutsche-boerse-xetra-pds/", None,
+                                                "eu-central-1", True)
+    assert production.source.bucket == "deutsche-boerse-xetra-pds"
+    assert production.source.prefix == "" and production.source.is_s3
+    assert production.job.first_date == dt.date(2022, 1, 3)
+    assert dict(production.report.columns) == DEFAULT_COLUMNS
+    assert production.meta.key == "meta/report1/xetra_report1_meta_file.csv"
+    sample = load_config(repo_root / "configs" / "xetra_sample.yml")
+    assert not sample.source.is_s3 and sample.target.url == "output/sample"
+    assert sample.job.first_date == dt.date(2017, 6, 27)
+
+
+def test_location_prefix_normalised():
+    assert StorageLocation("s3://bucket-a/some/prefix").prefix == "some/prefix/"
+    assert StorageLocation("s3://bucket-a/some/prefix/").bucket == "bucket-a"
+
+
+def edit(raw, path, value):
+    """A copy of raw with the setting at dotted `path` set (or removed when value is ...)."""
+    changed = copy.deepcopy(raw)
+    *parents, leaf = path.split(".")
+    node = changed
+    for name in parents:
+        node = node[name]
+    if value is ...:
+        del node[leaf]
+    else:
+        node[leaf] = value
+    return changed
+
+
+@pytest.mark.parametrize("path, value, message", [
+    ("job.first_date", ..., "job.first_date: missing required key"),
+    ("job.first_date", "2021-02-30", "job.first_date: not a valid date: '2021-02-30'"),
+    ("job.first_date", "last monday", "job.first_date: expected a date YYYY-MM-DD"),
+    ("job.first_date", 20210101, "job.first_date: expected str or date"),
+    ("job.timezone", "Europe/Nowhere", "job.timezone: unknown time zone"),
+    ("job.max_concurrent_reads", 0, "job.max_concurrent_reads: must be greater than 0"),
+    ("job.max_concurrent_reads", True, "job.max_concurrent_reads: expected int, got a boolean"),
+    ("job.lookback", 5, "job.lookback: unknown key"),
+    ("source.url", "ftp://host/x", "source.url: expected s3://bucket/prefix or a local path"),
+    ("source.url", "s3://Bad_Bucket", "source.url: not a valid S3 bucket name"),
+    ("source.url", ..., "source.url: missing required key"),
+    ("source.unsigned", "yes", "source.unsigned: expected bool"),
+    ("target.endpoint_url", "localhost:9000", "target.endpoint_url: expected http(s)://"),
+    ("target.url", "s3://deutsche-boerse-xetra-pds", "target.url: must differ from source.url"),
+    ("report.format", "xlsx", "report.format: unknown format 'xlsx' (supported: parquet, csv)"),
+    ("report.name", "a/b", "report.name: only letters"),
+    ("report.prefix", "../up", "report.prefix: must be a relative key without '..'"),
+    ("report.currencies", [], "report.currencies: expected a non-empty list"),
+    ("report.columns.isin", "date", "report.columns: column names must be distinct"),
+    ("report.columns.colour", "x", "report.columns.colour: unknown key"),
+    ("meta.key", "/abs/meta.csv", "meta.key: must be a relative key"),
+    ("meta.lock_ttl_seconds", -1, "meta.lock_ttl_seconds: must be greater than 0"),
+    ("s3.retry_mode", "eager", "s3.retry_mode: expected one of standard, adaptive, legacy"),
+    ("s3.read_timeout", "slow", "s3.read_timeout: expected int or float"),
+    ("logging", ..., "logging: missing required section"),
+    ("logging.version", 2, "logging.version: must be 1"),
+    ("logging.handlers", {}, "logging.handlers: at least one handler is required"),
+    ("logging.root", {"level": "INFO"}, "logging.root.handlers: no logger uses a handler"),
+    ("extra", 1, ".extra: unknown key"),
+    ("job", ..., "job: missing required section"),
+    ("target", ..., "target: missing required section"),
+    ("report", "parquet", "report: must be a mapping, got str"),
+])
+def test_bad_setting_is_named(raw, path, value, message):
+    with pytest.raises(ConfigError) as error:
+        config_from_mapping(edit(raw, path, value))
+    assert message in str(error.value)
+
+
+def test_optional_sections_have_defaults(raw):
+    for section in ("report", "meta", "s3"):
+        del raw[section]
+    config = config_from_mapping(raw)
+    assert config.report.format == "parquet" and config.report.currencies == ("EUR",)
+    assert config.meta.lock_ttl_seconds == 900 and config.s3.retry_mode == "standard"
+
+
+def test_renamed_columns_and_prefix_slash(raw):
+    config = config_from_mapping(edit(edit(raw, "report.columns", {"isin": "ISIN"}),
+                                      "report.prefix", "daily"))
+    assert config.report.columns["isin"] == "ISIN"
+    assert config.report.columns["date"] == "date"
+    assert config.report.prefix == "daily/"
+
+
+def test_command_line_locations_override_and_are_checked(raw, tmp_path):
+    config = config_from_mapping(raw)
+    local = config.with_locations(None, str(tmp_path))
+    assert local.target.url == str(tmp_path) and local.source == config.source
+    with pytest.raises(ConfigError, match="--source: expected s3://bucket/prefix"):
+        config.with_locations("http://x", None)
+    with pytest.raises(ConfigError, match="target.url: must differ from source.url"):
+        config.with_locations(str(tmp_path), str(tmp_path / "." / ""))
+
+
+def test_unreadable_or_invalid_yaml_is_named(tmp_path):
+    with pytest.raises(ConfigError, match="--config: cannot read .*missing.yml"):
+        load_config(tmp_path / "missing.yml")
+    bad = tmp_path / "bad.yml"
+    bad.write_text("source: [unclosed\n")
+    with pytest.raises(ConfigError, match="--config: .*bad.yml is not valid YAML"):
+        load_config(bad)
+
+
+def test_parse_date_rejects_datetime():
+    with pytest.raises(ConfigError, match="--from: expected a date YYYY-MM-DD, got a datetime"):
+        parse_date(dt.datetime(2021, 5, 7, 12), "--from")
+    assert parse_date("2021-05-07", "--to") == dt.date(2021, 5, 7)
+
+
+def test_logging_section_configures_handlers(raw, capsys):
+    configure_logging(config_from_mapping(raw))
+    logging.getLogger("xetra.test").info("hello from the config")
+    assert "INFO xetra.test: hello from the config" in capsys.readouterr().out
+    broken = edit(raw, "logging.handlers", {"console": {"class": "no.such.Handler"}})
+    with pytest.raises(ConfigError, match="logging: rejected by logging.config.dictConfig"):
+        configure_logging(config_from_mapping(broken))

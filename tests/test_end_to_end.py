@@ -1,0 +1,250 @@
+"""run.py as a user runs it: on the bundled real sample, locally and against a real S3 server
+(SeaweedFS on 127.0.0.1), compared with the independent pandas reference."""
+from __future__ import annotations
+
+import datetime as dt
+import io
+import random
+import uuid
+from pathlib import Path
+
+import pandas as pd
+import pyarrow.parquet as pq
+import pytest
+import yaml
+
+from tests.builders import bar, write_day, write_no_trading_day
+from tests.conftest import REPO, run_job
+from tests.reference import read_all_rows, reference_report
+from tests.s3servers import upload_folder
+
+FIRST, LAST = dt.date(2017, 6, 27), dt.date(2017, 7, 4)
+SAMPLE_DATES = [FIRST + dt.timedelta(days=n) for n in range((LAST - FIRST).days + 1)]
+META_KEY = "meta/report1/xetra_report1_meta_file.csv"
+
+
+@pytest.fixture(scope="module")
+def expected(sample_dir):
+    """report1 of the sample computed by the pandas reference, from all rows at once."""
+    return reference_report(sample_dir, FIRST, LAST)
+
+
+def write_config(path: Path, source: str, target: str, endpoint: str | None = None,
+                 **job) -> Path:
+    """The sample config with absolute locations (and an S3 endpoint when given)."""
+    raw = yaml.safe_load((REPO / "configs" / "xetra_sample.yml").read_text())
+    raw["source"] = {"url": source}
+    raw["target"] = {"url": target}
+    if endpoint:
+        for side in ("source", "target"):
+            raw[side].update(endpoint_url=endpoint, region="us-east-1")
+        raw["s3"] = {"max_attempts": 2, "connect_timeout": 2, "read_timeout": 10}
+    raw["job"].update(job)
+    path.write_text(yaml.safe_dump(raw))
+    return path
+
+
+def local_report(target: Path) -> pd.DataFrame:
+    """Every report object under target/report1 as one frame, sorted by (date, isin)."""
+    frames = [pq.read_table(path).to_pandas() for path in sorted(target.glob("report1/*"))]
+    return pd.concat(frames).sort_values(["date", "isin"]).reset_index(drop=True)
+
+
+def s3_report(client, bucket: str) -> pd.DataFrame:
+    """Every report object in the bucket's report1/ prefix as one frame."""
+    listing = client.list_objects_v2(Bucket=bucket, Prefix="report1/").get("Contents", [])
+    frames = [pq.read_table(io.BytesIO(client.get_object(Bucket=bucket, Key=item["Key"])
+                                       ["Body"].read())).to_pandas() for item in listing]
+    return pd.concat(frames).sort_values(["date", "isin"]).reset_index(drop=True)
+
+
+def assert_same_report(actual: pd.DataFrame, wanted: pd.DataFrame) -> None:
+    """Equal rows; the % change may differ only at an exact rounding tie (SPEC)."""
+    assert list(actual.columns) == list(wanted.columns)
+    assert len(actual) == len(wanted)
+    for column in wanted.columns:
+        if column == "change_prev_closing_%":
+            got, want = actual[column].astype("Float64"), wanted[column].astype("Float64")
+            assert (got.isna() == want.isna()).all()
+            assert ((got - want).abs().fillna(0) <= 0.0100001).all()
+            assert ((got - want).abs().fillna(0) < 1e-12).mean() > 0.999
+        else:
+            assert list(actual[column]) == list(wanted[column]), column
+
+
+def meta_dates(text: str) -> list[str]:
+    """The source_date column of a meta file."""
+    return [line.split(",")[0] for line in text.splitlines()[1:]]
+
+
+def test_sample_report_equals_independent_reference(tmp_path, sample_dir, expected):
+    target = tmp_path / "out"
+    config = write_config(tmp_path / "c.yml", str(sample_dir), str(target))
+    done = run_job("--config", str(config), "--to", str(LAST))
+    assert done.returncode == 0, done.stderr
+    assert done.stderr == ""
+    assert done.stdout.splitlines()[-1] == f"report objects under {target}/report1/"
+    report = local_report(target)
+    assert_same_report(report, expected)
+    assert str(report["date"].dtype) == "object" and report["daily_traded_volume"].dtype == "int64"
+    # The summary is the last log line, with counts from the raw rows computed here.
+    rows = read_all_rows(sample_dir)
+    rows = rows[(rows["Date"] >= str(FIRST)) & (rows["Date"] <= str(LAST))]
+    summary = done.stdout.splitlines()[-2]
+    assert f"dates processed=8 ({FIRST}..{LAST}), rows read={len(rows)}," in summary
+    assert f"zero_volume={(rows['TradedVolume'] == 0).sum()} " in summary
+    assert f"report rows={len(expected)}, " in summary
+    meta = (target / META_KEY).read_text()
+    assert meta_dates(meta) == [str(day) for day in SAMPLE_DATES]
+
+
+def test_second_run_processes_nothing_and_writes_nothing(tmp_path, sample_dir):
+    target = tmp_path / "out"
+    config = write_config(tmp_path / "c.yml", str(sample_dir), str(target))
+    assert run_job("--config", str(config), "--to", str(LAST)).returncode == 0
+    before = {path: (path.stat().st_mtime_ns, path.read_bytes())
+              for path in target.rglob("*") if path.is_file()}
+    again = run_job("--config", str(config), "--to", str(LAST))
+    assert again.returncode == 0
+    assert "dates processed=0," in again.stdout
+    assert {path: (path.stat().st_mtime_ns, path.read_bytes())
+            for path in target.rglob("*") if path.is_file()} == before
+
+
+def write_two_weeks(root: Path) -> list[dt.date]:
+    """Two weeks (2021-05-03..16) of seeded random trading with Ascension Day (13th) closed."""
+    rng = random.Random(20210503)
+    isins = [f"DE000{n:06d}{n % 10}" for n in range(40)]
+    price = {isin: rng.uniform(5, 200) for isin in isins}
+    days = [dt.date(2021, 5, 3) + dt.timedelta(days=n) for n in range(14)]
+    for day in days:
+        if day.weekday() >= 5 or day == dt.date(2021, 5, 13):
+            write_no_trading_day(root, day)
+            continue
+        bars = []
+        for isin in rng.sample(isins, 30):
+            for minute in sorted(rng.sample(range(7 * 60, 15 * 60 + 30), 4)):
+                start = round(price[isin], 2)
+                price[isin] *= rng.uniform(0.98, 1.02)
+                bars.append(bar(isin, f"{minute // 60:02d}:{minute % 60:02d}", start,
+                                round(price[isin], 2), rng.randint(1, 500)))
+        write_day(root, day, bars)
+    return days
+
+
+def test_one_run_over_two_weeks_equals_two_weekly_runs(tmp_path):
+    source = tmp_path / "source"
+    days = write_two_weeks(source)
+    whole, weekly = tmp_path / "whole", tmp_path / "weekly"
+    whole_config = write_config(tmp_path / "w.yml", str(source), str(whole),
+                                first_date=str(days[0]))
+    weekly_config = write_config(tmp_path / "k.yml", str(source), str(weekly),
+                                 first_date=str(days[0]))
+    assert run_job("--config", str(whole_config), "--to", str(days[-1])).returncode == 0
+    assert run_job("--config", str(weekly_config), "--to", str(days[6])).returncode == 0
+    assert run_job("--config", str(weekly_config), "--to", str(days[-1])).returncode == 0
+    one_run, two_runs = local_report(whole), local_report(weekly)
+    assert_same_report(two_runs, one_run)
+    assert_same_report(one_run, reference_report(source, days[0], days[-1]))
+    # The second weekly run's Monday compared with the first week's Friday.
+    monday = one_run[one_run["date"] == dt.date(2021, 5, 10)]
+    assert monday["change_prev_closing_%"].notna().sum() > 0
+    assert meta_dates((whole / META_KEY).read_text()) == \
+        meta_dates((weekly / META_KEY).read_text()) == [str(day) for day in days]
+
+
+def killed_then_rerun(config: Path, nth_record: int,
+                      env: dict[str, str] | None = None) -> tuple[str, str]:
+    """Kill the job as it is about to record the nth date in the meta file, then rerun it."""
+    killed = run_job("xetra.meta:MetaProcess.record", str(nth_record), "--config", str(config),
+                     "--to", str(LAST), env=env, script=REPO / "tests" / "killrun.py")
+    assert killed.returncode == -9, killed.stderr
+    rerun = run_job("--config", str(config), "--to", str(LAST), env=env)
+    assert rerun.returncode == 0, rerun.stderr
+    return killed.stdout, rerun.stdout
+
+
+def test_killed_between_report_and_meta_then_rerun_gives_each_date_once(tmp_path, sample_dir,
+                                                                        expected):
+    target = tmp_path / "out"
+    config = write_config(tmp_path / "c.yml", str(sample_dir), str(target))
+    killed_out, rerun_out = killed_then_rerun(config, nth_record=7)
+    assert "2017-07-02: " in killed_out and "2017-07-03: " not in killed_out
+    assert "dates processed=2 (2017-07-03..2017-07-04)" in rerun_out
+    assert_same_report(local_report(target), expected)
+    assert meta_dates((target / META_KEY).read_text()) == [str(day) for day in SAMPLE_DATES]
+    assert len(list(target.glob("report1/*"))) == 6  # one object per trading day
+    assert not (target / "meta" / "report1" / "xetra_report1.lock").exists()
+
+
+@pytest.fixture
+def buckets(seaweed, sample_dir):
+    """A source bucket holding the sample and an empty target bucket, on SeaweedFS."""
+    client = seaweed.client()
+    source, target = f"src-{uuid.uuid4().hex[:8]}", f"dst-{uuid.uuid4().hex[:8]}"
+    client.create_bucket(Bucket=source)
+    client.create_bucket(Bucket=target)
+    upload_folder(seaweed, source, sample_dir, prefix="xetra/")
+    return client, source, target
+
+
+def bucket_state(client, bucket: str) -> dict[str, bytes]:
+    """Every object of the bucket with its content."""
+    listing = client.list_objects_v2(Bucket=bucket).get("Contents", [])
+    return {item["Key"]: client.get_object(Bucket=bucket, Key=item["Key"])["Body"].read()
+            for item in listing}
+
+
+@pytest.mark.s3server
+def test_s3_run_rerun_and_kill_on_seaweedfs(tmp_path, seaweed, buckets, expected):
+    client, source, target = buckets
+    config = write_config(tmp_path / "c.yml", f"s3://{source}/xetra/", f"s3://{target}/",
+                          seaweed.endpoint_url)
+    killed_out, rerun_out = killed_then_rerun(config, nth_record=4, env=seaweed.env())
+    assert "2017-06-29: " in killed_out and "2017-06-30: " not in killed_out
+    assert "dates processed=5 (2017-06-30..2017-07-04)" in rerun_out
+    assert_same_report(s3_report(client, target), expected)
+    state = bucket_state(client, target)
+    assert meta_dates(state[META_KEY].decode()) == [str(day) for day in SAMPLE_DATES]
+    assert sorted(state) == sorted([META_KEY] + [
+        f"report1/xetra_report1_{day}.parquet" for day in SAMPLE_DATES
+        if day.weekday() < 5])
+    again = run_job("--config", str(config), "--to", str(LAST), env=seaweed.env())
+    assert again.returncode == 0 and "dates processed=0," in again.stdout
+    assert bucket_state(client, target) == state
+
+
+@pytest.mark.s3server
+def test_s3_failures_are_clear_and_change_nothing(tmp_path, seaweed, buckets):
+    client, source, target = buckets
+    client.put_object(Bucket=target, Key=META_KEY, Body=b"not,a,meta\nfile\n")
+    before = bucket_state(client, target)
+    config = write_config(tmp_path / "c.yml", f"s3://{source}/xetra/", f"s3://{target}/",
+                          seaweed.endpoint_url)
+    cases = {
+        "corrupt meta": (["--config", str(config)], 1,
+                         f"meta file s3://{target}/{META_KEY}: header"),
+        "missing bucket": (["--config", str(config), "--target", "s3://no-such-bucket-xetra/"],
+                           1, "bucket no-such-bucket-xetra does not exist"),
+        "bad config": (["--config", str(write_config(
+            tmp_path / "bad.yml", f"s3://{source}/xetra/", f"s3://{target}/",
+            seaweed.endpoint_url, first_date="2017-02-30"))], 2,
+            "job.first_date: not a valid date: '2017-02-30'"),
+    }
+    for name, (args, status, message) in cases.items():
+        done = run_job(*args, "--to", str(LAST), env=seaweed.env())
+        assert done.returncode == status, name
+        assert done.stderr.count("\n") == 1 and message in done.stderr, (name, done.stderr)
+    assert bucket_state(client, target) == before
+
+
+def test_quick_start_sample_config_runs_from_the_repository(tmp_path):
+    """The README's first command, into a copy of the repository's layout."""
+    work = tmp_path / "checkout"
+    (work / "configs").mkdir(parents=True)
+    (work / "configs" / "xetra_sample.yml").write_text(
+        (REPO / "configs" / "xetra_sample.yml").read_text())
+    (work / "data").symlink_to(REPO / "data")
+    done = run_job("--config", "configs/xetra_sample.yml", "--to", str(LAST), cwd=work)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.endswith(f"report objects under {work / 'output' / 'sample'}/report1/\n")

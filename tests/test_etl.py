@@ -1,0 +1,268 @@
+"""XetraETL on hand-made days in local folders: look-back, batch invariance, job control."""
+import datetime as dt
+from concurrent.futures import ThreadPoolExecutor
+
+import boto3
+import pytest
+import yaml
+from moto import mock_aws
+
+from tests.builders import bar, write_day, write_no_trading_day
+from xetra import transform
+from xetra.config import config_from_mapping
+from xetra.etl import PreviousTradingDays, RunSummary, SourceReader, XetraETL
+from xetra.formats import SourceFormatError, deserialise_table
+from xetra.meta import LockHeldError, MetaEntry, MetaProcess, RunLock
+from xetra.s3 import S3BucketConnector
+from xetra.storage import LocalStorage
+
+D = dt.date
+FRIDAY, SATURDAY, SUNDAY, MONDAY = D(2021, 5, 7), D(2021, 5, 8), D(2021, 5, 9), D(2021, 5, 10)
+SAP, BMW, ZERO, NEW = "DE0007164600", "DE0005190003", "DE000A1EWWW0", "DE000ENER6Y0"
+
+
+@pytest.fixture
+def folders(tmp_path):
+    """Source and target folders."""
+    return tmp_path / "source", tmp_path / "target"
+
+
+def make_etl(repo_root, folders, pool, **job):
+    """An XetraETL over local folders, with the production config otherwise."""
+    raw = yaml.safe_load((repo_root / "configs" / "xetra_report1.yml").read_text())
+    raw["source"] = {"url": str(folders[0])}
+    raw["target"] = {"url": str(folders[1])}
+    raw["job"].update(job)
+    config = config_from_mapping(raw)
+    return XetraETL(LocalStorage(folders[0]), LocalStorage(folders[1], create=True), config,
+                    pool)
+
+
+@pytest.fixture
+def pool():
+    """The read pool."""
+    with ThreadPoolExecutor(4) as executor:
+        yield executor
+
+
+def write_weekend_case(source):
+    """Friday: SAP closes 100, BMW 50, ZERO 0; weekend header-only; Monday: SAP, ZERO, NEW."""
+    write_day(source, FRIDAY, [bar(SAP, "09:00", 99.0, 101.0, 10),
+                               bar(SAP, "15:29", 101.0, 100.0, 5),
+                               bar(BMW, "10:00", 50.0, 50.0, 1),
+                               bar(ZERO, "11:00", 0.0, 0.0, 1)])
+    write_no_trading_day(source, SATURDAY)
+    write_no_trading_day(source, SUNDAY)
+    write_day(source, MONDAY, [bar(SAP, "07:00", 100.0, 104.0, 20),
+                               bar(SAP, "19:30", 1.0, 1.0, 0),
+                               bar(ZERO, "08:00", 1.0, 2.0, 3),
+                               bar(NEW, "09:00", 7.0, 8.0, 4)],
+              missing_hours=(3, 22))
+
+
+def report_of(target, day):
+    """The report rows written for `day`, as dicts."""
+    data = (target / "report1" / f"xetra_report1_{day}.parquet").read_bytes()
+    return deserialise_table(data, "parquet").to_pylist()
+
+
+def test_monday_compares_with_friday_even_when_run_alone(repo_root, folders, pool):
+    write_weekend_case(folders[0])
+    etl = make_etl(repo_root, folders, pool, first_date="2021-05-10")
+    summary = etl.etl_report1(MONDAY, MONDAY)
+    assert summary.processed == [MONDAY]
+    rows = {row["isin"]: row for row in report_of(folders[1], MONDAY)}
+    assert set(rows) == {SAP, ZERO, NEW}
+    # SAP: Friday's last trade closed at 100.0, Monday closes 104.0 (the 19:30 row is no trade).
+    assert rows[SAP]["closing_price_eur"] == 104.0
+    assert rows[SAP]["change_prev_closing_%"] == 4.0
+    assert rows[ZERO]["change_prev_closing_%"] is None    # Friday's close was 0
+    assert rows[NEW]["change_prev_closing_%"] is None     # did not trade on Friday
+    assert summary.counts.zero_volume == 1 and summary.report_rows == 3
+
+
+def test_day_after_holiday_and_lookback_limit(repo_root, folders, pool):
+    thursday, easter_tuesday = D(2021, 4, 1), D(2021, 4, 6)
+    write_day(folders[0], thursday, [bar(SAP, "09:00", 10.0, 20.0, 1)])
+    for day in (D(2021, 4, 2), D(2021, 4, 3), D(2021, 4, 4), D(2021, 4, 5)):
+        write_no_trading_day(folders[0], day)
+    write_day(folders[0], easter_tuesday, [bar(SAP, "09:00", 20.0, 25.0, 1)])
+    write_day(folders[0], D(2021, 4, 17), [bar(SAP, "09:00", 25.0, 30.0, 1)])
+    etl = make_etl(repo_root, folders, pool, first_date="2021-04-06")
+    summary = etl.etl_report1(easter_tuesday, D(2021, 4, 17))
+    assert report_of(folders[1], easter_tuesday)[0]["change_prev_closing_%"] == 25.0
+    # 11 days after Easter Tuesday: beyond the 10-day look-back, so no comparison.
+    assert report_of(folders[1], D(2021, 4, 17))[0]["change_prev_closing_%"] is None
+    assert D(2021, 4, 7) in summary.waiting  # no objects at all: not recorded, not skipped
+
+
+def test_batch_invariance_one_run_equals_day_by_day(repo_root, folders, pool, tmp_path):
+    write_weekend_case(folders[0])
+    make_etl(repo_root, folders, pool, first_date="2021-05-07").etl_report1(FRIDAY, MONDAY)
+    other_target = tmp_path / "target2"
+    for day in (MONDAY, FRIDAY, SATURDAY, SUNDAY):  # even in reverse order, one at a time
+        make_etl(repo_root, (folders[0], other_target), pool,
+                 first_date="2021-05-07").etl_report1(day, day)
+    for day in (FRIDAY, MONDAY):
+        assert report_of(folders[1], day) == report_of(other_target, day)
+
+
+def test_rerun_processes_nothing_and_weekend_is_recorded_without_object(repo_root, folders,
+                                                                        pool):
+    write_weekend_case(folders[0])
+    etl = make_etl(repo_root, folders, pool, first_date="2021-05-07")
+    first = etl.etl_report1(FRIDAY, MONDAY)
+    assert first.processed == [FRIDAY, SATURDAY, SUNDAY, MONDAY]
+    assert first.report_keys == ["report1/xetra_report1_2021-05-07.parquet",
+                                 "report1/xetra_report1_2021-05-10.parquet"]
+    before = {path: path.stat().st_mtime_ns for path in folders[1].rglob("*")}
+    second = etl.etl_report1(FRIDAY, MONDAY)
+    assert not second.processed and second.report_rows == 0
+    assert {path: path.stat().st_mtime_ns for path in folders[1].rglob("*")} == before
+    entries = MetaProcess(LocalStorage(folders[1]), etl.config.meta).load().entries
+    assert entries[SATURDAY].report_key == "" and entries[SATURDAY].report_rows == "0"
+    assert entries[FRIDAY].report_rows == "3"
+
+
+def test_header_only_hours_are_not_read_and_minute_objects_are_ignored(repo_root, folders,
+                                                                       pool, monkeypatch):
+    write_weekend_case(folders[0])
+    minute_object = folders[0] / "2021-05-11" / "2021-05-11_BINS_XETR0901.csv"
+    minute_object.parent.mkdir()
+    minute_object.write_text("whatever")
+    etl = make_etl(repo_root, folders, pool, first_date="2021-05-07")
+    read = []
+    original = LocalStorage.read_csv
+    monkeypatch.setattr(LocalStorage, "read_csv",
+                        lambda self, key, *columns: read.append(key) or original(self, key,
+                                                                                 *columns))
+    summary = etl.etl_report1(MONDAY, D(2021, 5, 11))
+    # Monday has 3 hours with rows (07, 08, 09; 19 holds only a zero-volume row);
+    # the look-back reads Friday's 4 hours with rows (09, 10, 11, 15).
+    assert sorted(key.rsplit("_", 1)[1] for key in read) == sorted(
+        ["XETR07.csv", "XETR08.csv", "XETR09.csv", "XETR19.csv",
+         "XETR09.csv", "XETR10.csv", "XETR11.csv", "XETR15.csv"])
+    assert summary.waiting == [D(2021, 5, 11)]  # only a per-minute object: not complete yet
+
+
+def test_orphan_report_objects_are_removed(repo_root, folders, pool):
+    write_weekend_case(folders[0])
+    etl = make_etl(repo_root, folders, pool, first_date="2021-05-07")
+    target = LocalStorage(folders[1])
+    target.put_bytes("report1/xetra_report1_2021-05-06.parquet", b"orphan of a killed run")
+    target.put_bytes("report1/someone_elses_file.parquet", b"keep")
+    etl.etl_report1(FRIDAY, FRIDAY)
+    keys = [info.key for info in target.list_objects("report1/")]
+    assert keys == ["report1/someone_elses_file.parquet",
+                    "report1/xetra_report1_2021-05-07.parquet"]
+    target.put_bytes("report1/xetra_report1_2021-05-06.parquet", b"orphan")
+    snapshot = etl.meta.load()
+    assert etl.remove_orphans(snapshot, scope={D(2021, 5, 5)}) == 0
+    assert etl.remove_orphans(snapshot) == 1
+
+
+def test_a_held_lock_stops_the_run_before_any_write(repo_root, folders, pool):
+    write_weekend_case(folders[0])
+    etl = make_etl(repo_root, folders, pool, first_date="2021-05-07")
+    other = RunLock(LocalStorage(folders[1], create=True), etl.config.meta.lock_key, 600)
+    other.acquire()
+    with pytest.raises(LockHeldError):
+        etl.etl_report1(FRIDAY, MONDAY)
+    assert [info.key for info in LocalStorage(folders[1]).list_objects("")] == \
+        [etl.config.meta.lock_key]
+
+
+def test_bad_object_stops_or_is_skipped_by_config(repo_root, folders, pool):
+    write_weekend_case(folders[0])
+    bad_key = folders[0] / "2021-05-10" / "2021-05-10_BINS_XETR12.csv"
+    bad_key.write_bytes(b"")
+    etl = make_etl(repo_root, folders, pool, first_date="2021-05-07")
+    with pytest.raises(SourceFormatError, match="2021-05-10_BINS_XETR12.csv: empty object"):
+        etl.etl_report1(MONDAY, MONDAY)
+    assert not (folders[1] / "report1").exists()
+    assert MONDAY not in etl.meta.load().dates
+    skipping = make_etl(repo_root, folders, pool, first_date="2021-05-07", skip_bad_objects=True)
+    summary = skipping.etl_report1(MONDAY, MONDAY)
+    assert summary.skipped_objects == ["2021-05-10/2021-05-10_BINS_XETR12.csv"]
+    assert "skipped bad objects: 2021-05-10/2021-05-10_BINS_XETR12.csv" in summary.line()
+    assert len(report_of(folders[1], MONDAY)) == 3
+
+
+def test_plan_lists_pending_dates(repo_root, folders, pool):
+    write_weekend_case(folders[0])
+    etl = make_etl(repo_root, folders, pool, first_date="2021-05-07")
+    etl.meta.record([MetaEntry(SATURDAY, "2021-05-11T00:00:00+00:00")])
+    assert etl.plan(FRIDAY, MONDAY) == [FRIDAY, SUNDAY, MONDAY]
+
+
+def test_reader_lists_only_hourly_objects(tmp_path, pool):
+    write_day(tmp_path, FRIDAY, [bar(SAP, "09:00", 1.0, 1.0, 1)], hours=range(8, 11))
+    (tmp_path / "2021-05-07" / "2021-05-07_BINS_XETR0900.csv").write_text("minute")
+    (tmp_path / "2021-05-07" / "notes.txt").write_text("other")
+    reader = SourceReader(LocalStorage(tmp_path), pool, skip_bad_objects=False)
+    assert [info.key for info in reader.hourly_objects(FRIDAY)] == [
+        f"2021-05-07/2021-05-07_BINS_XETR{hour:02d}.csv" for hour in (8, 9, 10)]
+    assert reader.read_day(D(2021, 5, 8)) is None
+    assert reader.read_day(FRIDAY).table.num_rows == 1
+
+
+def test_previous_trading_days_reads_each_day_at_most_once():
+    loaded = []
+
+    def load(day):
+        loaded.append(day)
+        return "closes-of-thursday" if day == D(2021, 4, 1) else None
+
+    history = PreviousTradingDays(load, lookback_days=10)
+    assert history.closes_before(D(2021, 4, 6)) == "closes-of-thursday"
+    assert history.closes_before(D(2021, 4, 5)) == "closes-of-thursday"
+    assert loaded == [D(2021, 4, 5), D(2021, 4, 4), D(2021, 4, 3), D(2021, 4, 2), D(2021, 4, 1)]
+    history.remember(D(2021, 4, 6), "closes-of-tuesday")
+    assert history.closes_before(D(2021, 4, 7)) == "closes-of-tuesday"
+
+
+def test_summary_line_names_everything():
+    summary = RunSummary(processed=[FRIDAY, MONDAY], report_rows=5, seconds=1.234,
+                         report_keys=["a", "b", "c"], waiting=[D(2021, 5, 11)])
+    summary.counts.rows_read, summary.counts.invalid = 10, 2
+    assert summary.line() == (
+        "run summary: dates processed=2 (2021-05-07..2021-05-10), rows read=10, rows dropped: "
+        "invalid=2 zero_volume=0 other_currency=0 duplicate=0, report rows=5, "
+        "report keys=a .. c (3 objects), seconds=1.23; waiting for source data: 2021-05-11")
+    assert "dates processed=0," in RunSummary().line()
+
+
+@pytest.mark.usefixtures("aws_env")
+def test_extract_transform_load_and_meta_on_s3(repo_root, tmp_path, pool):
+    write_weekend_case(tmp_path)
+    with mock_aws():
+        client = boto3.client("s3", region_name="us-east-1")
+        for bucket in ("xetra-source", "xetra-target"):
+            client.create_bucket(Bucket=bucket)
+        for path in sorted(tmp_path.rglob("*.csv")):
+            client.upload_file(str(path), "xetra-source", path.relative_to(tmp_path).as_posix())
+        raw = yaml.safe_load((repo_root / "configs" / "xetra_report1.yml").read_text())
+        raw["source"] = {"url": "s3://xetra-source/", "region": "us-east-1"}
+        raw["target"] = {"url": "s3://xetra-target/", "region": "us-east-1"}
+        config = config_from_mapping(raw)
+        source = S3BucketConnector(config.source, config.s3)
+        target = S3BucketConnector(config.target, config.s3)
+        etl = XetraETL(source, target, config, pool)
+        friday = etl.extract(FRIDAY)
+        assert friday.table.num_rows == 4 and friday.malformed_rows == 0
+        assert etl.extract(D(2021, 5, 11)) is None
+        report, counts = etl.transform(FRIDAY, friday)
+        assert report["closing_price"].to_pylist() == [50.0, 100.0, 0.0]  # BMW, SAP, ZERO
+        assert counts.rows_read == 4 and counts.dropped == 0
+        assert etl.load(FRIDAY, report) == "report1/xetra_report1_2021-05-07.parquet"
+        assert etl.load(SATURDAY, transform.empty_report()) == ""
+        summary = etl.etl_report1(FRIDAY, MONDAY)
+        assert summary.processed == [FRIDAY, SATURDAY, SUNDAY, MONDAY]
+        monday = deserialise_table(target.get_bytes("report1/xetra_report1_2021-05-10.parquet"),
+                                   "parquet").to_pylist()
+        assert [(row["isin"], row["change_prev_closing_%"]) for row in monday] == \
+            [(SAP, 4.0), (ZERO, None), (NEW, None)]
+        meta = target.get_bytes(config.meta.key).decode().splitlines()
+        assert [line.split(",")[0] for line in meta] == [
+            "source_date", "2021-05-07", "2021-05-08", "2021-05-09", "2021-05-10"]
+        assert target.get_versioned(config.meta.lock_key) is None  # released

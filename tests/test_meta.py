@@ -1,0 +1,199 @@
+"""MetaProcess (the meta file) and RunLock, on the local store."""
+import datetime as dt
+import json
+import threading
+
+import pytest
+
+from xetra.config import MetaSettings
+from xetra.meta import (LockHeldError, MetaEntry, MetaFileError, MetaProcess, MetaSnapshot,
+                        RunLock, date_range, yesterday)
+from xetra.storage import LocalStorage, PreconditionFailed, StorageError
+
+KEY = "meta/report1/xetra_report1_meta_file.csv"
+D = dt.date
+
+
+@pytest.fixture
+def store(tmp_path):
+    """A local target folder."""
+    return LocalStorage(tmp_path, create=True)
+
+
+@pytest.fixture
+def meta(store):
+    """The MetaProcess with the default key."""
+    return MetaProcess(store, MetaSettings())
+
+
+def test_no_meta_file_means_no_dates(meta):
+    snapshot = meta.load()
+    assert snapshot.entries == {} and snapshot.etag is None
+    assert meta.pending_dates(snapshot, D(2021, 5, 7), D(2021, 5, 9)) == \
+        [D(2021, 5, 7), D(2021, 5, 8), D(2021, 5, 9)]
+
+
+def test_old_two_column_meta_file_is_read_and_kept(store, meta):
+    store.put_bytes(KEY, b"source_date,datetime_of_processing\n"
+                         b"2021-05-07,2021-05-10 08:00:01\n2021-05-08,2021-05-10T08:00:02\n")
+    snapshot = meta.load()
+    assert snapshot.dates == {D(2021, 5, 7), D(2021, 5, 8)}
+    assert meta.pending_dates(snapshot, D(2021, 5, 6), D(2021, 5, 9)) == \
+        [D(2021, 5, 6), D(2021, 5, 9)]
+    meta.record([MetaEntry(D(2021, 5, 9), "2021-05-11T00:00:00+00:00", "r/x.parquet", "3")])
+    assert store.get_bytes(KEY).decode().splitlines() == [
+        "source_date,datetime_of_processing,report_key,report_rows",
+        "2021-05-07,2021-05-10 08:00:01,,",
+        "2021-05-08,2021-05-10T08:00:02,,",
+        "2021-05-09,2021-05-11T00:00:00+00:00,r/x.parquet,3",
+    ]
+
+
+@pytest.mark.parametrize("content, problem", [
+    (b"", "empty, not even a header"),
+    (b"\xff\xfe\x00garbage", "not a UTF-8 CSV"),
+    (b"date,when\n2021-05-07,2021-05-10\n", "lacks column(s) source_date, "
+                                            "datetime_of_processing"),
+    (b"source_date,datetime_of_processing\n2021-13-07,2021-05-10\n",
+     "line 2: bad source_date '2021-13-07'"),
+    (b"source_date,datetime_of_processing\n20210507,2021-05-10\n",
+     "line 2: bad source_date '20210507'"),
+    (b"source_date,datetime_of_processing\n2021-05-07,yesterday\n",
+     "line 2: bad datetime_of_processing 'yesterday'"),
+    (b"source_date,datetime_of_processing\n2021-05-07,2021-05-10\n2021-05-07,2021-05-11\n",
+     "line 3: date 2021-05-07 is listed twice"),
+    (b"source_date,datetime_of_processing\n2021-05-07\n", "line 2 has 1 fields, the header 2"),
+])
+def test_corrupt_meta_file_stops_with_repair_hint_and_is_not_touched(store, meta, content,
+                                                                      problem):
+    store.put_bytes(KEY, content)
+    with pytest.raises(MetaFileError) as error:
+        meta.load()
+    message = str(error.value)
+    assert problem in message and KEY in message and "repair or restore it" in message
+    with pytest.raises(MetaFileError):
+        meta.record([MetaEntry(D(2021, 5, 9), "2021-05-11T00:00:00+00:00")])
+    assert store.get_bytes(KEY) == content
+
+
+def test_record_never_duplicates_a_date(meta):
+    meta.record([MetaEntry(D(2021, 5, 7), "2021-05-10T00:00:00+00:00", "k1", "1")])
+    snapshot = meta.record([MetaEntry(D(2021, 5, 7), "2021-05-11T00:00:00+00:00", "k2", "2"),
+                            MetaEntry(D(2021, 5, 6), "2021-05-11T00:00:00+00:00", "", "0")])
+    assert snapshot.entries[D(2021, 5, 7)].report_key == "k1"
+    assert [entry.source_date for entry in meta.load().entries.values()] == \
+        [D(2021, 5, 6), D(2021, 5, 7)]
+
+
+def test_record_retries_when_another_writer_got_in_between(store, meta, monkeypatch):
+    original_put = store.put_bytes
+    calls = []
+
+    def put_with_interference(key, data, **condition):
+        calls.append(condition)
+        if len(calls) == 1:  # another run records a date just before our conditional write
+            original_put(key, MetaProcess.serialise(
+                [MetaEntry(D(2021, 5, 3), "2021-05-10T00:00:00+00:00")]))
+        return original_put(key, data, **condition)
+
+    monkeypatch.setattr(store, "put_bytes", put_with_interference)
+    meta.record([MetaEntry(D(2021, 5, 4), "2021-05-10T00:00:01+00:00")])
+    assert meta.load().dates == {D(2021, 5, 3), D(2021, 5, 4)}
+    assert calls[0] == {"if_none_match": True, "if_match": None}
+    assert calls[1]["if_match"] is not None
+
+
+def test_record_gives_up_clearly_when_the_file_keeps_changing(meta, monkeypatch):
+    def always_changed(*_args, **_kwargs):
+        raise PreconditionFailed("changed")
+
+    monkeypatch.setattr(meta.store, "put_bytes", always_changed)
+    monkeypatch.setattr("xetra.meta.time.sleep", lambda _seconds: None)
+    with pytest.raises(StorageError, match="kept changing during 20 attempts"):
+        meta.record([MetaEntry(D(2021, 5, 4), "2021-05-10T00:00:01+00:00")])
+
+
+def test_concurrent_recorders_lose_no_update(store):
+    days = date_range(D(2021, 1, 1), D(2021, 1, 16))
+
+    def record(day):
+        MetaProcess(store, MetaSettings()).record([MetaEntry(day, "2021-02-01T00:00:00+00:00")])
+
+    threads = [threading.Thread(target=record, args=(day,)) for day in days]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert sorted(MetaProcess(store, MetaSettings()).load().dates) == days
+
+
+def test_yesterday_is_in_berlin_time():
+    # 23:30 UTC on 2021-05-09 is already 01:30 on 2021-05-10 in Berlin (CEST, UTC+2).
+    late_utc = dt.datetime(2021, 5, 9, 23, 30, tzinfo=dt.timezone.utc)
+    assert yesterday("Europe/Berlin", late_utc) == D(2021, 5, 9)
+    assert yesterday("UTC", late_utc) == D(2021, 5, 8)
+    assert date_range(D(2021, 5, 9), D(2021, 5, 8)) == []
+
+
+def test_snapshot_dates():
+    assert MetaSnapshot({D(2021, 5, 7): MetaEntry(D(2021, 5, 7), "x")}, None).dates == \
+        {D(2021, 5, 7)}
+
+
+def test_lock_is_exclusive_until_released(store):
+    first = RunLock(store, "meta/lock", 60)
+    second = RunLock(store, "meta/lock", 60)
+    first.acquire()
+    with pytest.raises(LockHeldError, match=r"another run \(.*\) holds the lock .*meta/lock"):
+        second.acquire()
+    first.refresh()
+    first.release()
+    second.acquire()
+    assert json.loads(store.get_bytes("meta/lock"))["owner"] == second.owner
+    second.release()
+    assert store.get_versioned("meta/lock") is None
+
+
+def test_expired_or_unreadable_lock_is_taken_over(store):
+    crashed = RunLock(store, "meta/lock", 1)
+    crashed.etag = store.put_bytes("meta/lock", json.dumps(
+        {"owner": "crashed", "expires_at": "2020-01-01T00:00:00+00:00"}).encode())
+    successor = RunLock(store, "meta/lock", 60)
+    successor.acquire()
+    assert json.loads(store.get_bytes("meta/lock"))["owner"] == successor.owner
+    with pytest.raises(LockHeldError, match="lost the lock"):
+        crashed.refresh()
+    crashed.release()  # not ours any more: must not remove it
+    assert store.get_versioned("meta/lock") is not None
+    store.put_bytes("meta/lock", b"not json")
+    RunLock(store, "meta/lock", 60).acquire()
+
+
+def test_lock_race_loser_gets_clear_error(store, monkeypatch):
+    lock = RunLock(store, "meta/lock", 60)
+    store.put_bytes("meta/lock", json.dumps(
+        {"owner": "old", "expires_at": "2020-01-01T00:00:00+00:00"}).encode())
+    original_put = store.put_bytes
+
+    def someone_else_first(key, data, **condition):
+        if condition.get("if_match"):
+            original_put(key, b'{"owner": "faster", "expires_at": "2999-01-01T00:00:00+00:00"}')
+        return original_put(key, data, **condition)
+
+    monkeypatch.setattr(store, "put_bytes", someone_else_first)
+    with pytest.raises(LockHeldError, match="at the same moment"):
+        lock.acquire()
+
+
+def test_lock_of_a_killed_process_on_this_machine_is_taken_over_at_once(store):
+    crashed = RunLock(store, "meta/lock", 600)
+    owner_parts = crashed.owner.split(":")
+    owner_parts[-2] = "4194304"  # above Linux's pid_max: no such process
+    store.put_bytes("meta/lock", json.dumps(
+        {"owner": ":".join(owner_parts), "expires_at": "2999-01-01T00:00:00+00:00"}).encode())
+    RunLock(store, "meta/lock", 600).acquire()
+    other_host = {"owner": "elsewhere:4026531836:4194304:abc",
+                  "expires_at": "2999-01-01T00:00:00+00:00"}
+    store.put_bytes("meta/lock", json.dumps(other_host).encode())
+    with pytest.raises(LockHeldError, match="elsewhere"):
+        RunLock(store, "meta/lock", 600).acquire()

@@ -1,0 +1,147 @@
+"""The two adapters behind one interface: LocalStorage and S3BucketConnector (moto's mock_aws)."""
+import datetime as dt
+
+import boto3
+import pyarrow as pa
+import pytest
+from moto import mock_aws
+
+from tests.builders import bar, csv_bytes
+from xetra.config import S3ClientSettings, StorageLocation
+from xetra.formats import deserialise_table
+from xetra.s3 import S3BucketConnector
+from xetra.storage import LocalStorage, ObjectInfo, ObjectNotFound, PreconditionFailed, \
+    StorageError, etag_of
+
+DAY = dt.date(2021, 5, 7)
+
+
+@pytest.fixture
+def s3_store(aws_env):  # pylint: disable=unused-argument
+    """An S3BucketConnector on a moto bucket, with the prefix 'pre/'."""
+    with mock_aws():
+        boto3.client("s3", region_name="eu-central-1").create_bucket(
+            Bucket="xetra-test", CreateBucketConfiguration={"LocationConstraint": "eu-central-1"})
+        yield S3BucketConnector(StorageLocation("s3://xetra-test/pre", region="eu-central-1"),
+                                S3ClientSettings(max_attempts=2))
+
+
+@pytest.fixture
+def local_store(tmp_path):
+    """A LocalStorage rooted in a fresh folder."""
+    store = LocalStorage(tmp_path / "root", create=True)
+    store.check_access()
+    return store
+
+
+@pytest.fixture(params=["local", "s3"])
+def store(request):
+    """Each adapter in turn: the tests below hold for both."""
+    return request.getfixturevalue(f"{request.param}_store")
+
+
+def test_put_get_list_delete(store):
+    store.put_bytes("2021-05-07/b.csv", b"bb")
+    store.put_bytes("2021-05-07/a.csv", b"a")
+    store.put_bytes("2021-05-08/c.csv", b"ccc")
+    assert store.list_objects("2021-05-07/") == [ObjectInfo("2021-05-07/a.csv", 1),
+                                                  ObjectInfo("2021-05-07/b.csv", 2)]
+    assert store.list_objects("2021-05-0") == [ObjectInfo("2021-05-07/a.csv", 1),
+                                               ObjectInfo("2021-05-07/b.csv", 2),
+                                               ObjectInfo("2021-05-08/c.csv", 3)]
+    assert store.list_objects("2022/") == []
+    assert store.get_bytes("2021-05-08/c.csv") == b"ccc"
+    store.delete("2021-05-08/c.csv")
+    store.delete("2021-05-08/c.csv")  # deleting a missing object is fine
+    with pytest.raises(ObjectNotFound, match="2021-05-08/c.csv"):
+        store.get_bytes("2021-05-08/c.csv")
+    assert store.get_versioned("2021-05-08/c.csv") is None
+
+
+def test_conditional_writes(store):
+    etag = store.put_bytes("meta.csv", b"v1", if_none_match=True)
+    with pytest.raises(PreconditionFailed):
+        store.put_bytes("meta.csv", b"v1bis", if_none_match=True)
+    current = store.get_versioned("meta.csv")
+    assert current.data == b"v1" and current.etag == etag
+    new_etag = store.put_bytes("meta.csv", b"v2", if_match=etag)
+    with pytest.raises(PreconditionFailed):
+        store.put_bytes("meta.csv", b"v3", if_match=etag)  # stale ETag
+    assert store.get_versioned("meta.csv").etag == new_etag
+    store.delete("meta.csv")
+    with pytest.raises(PreconditionFailed):
+        store.put_bytes("meta.csv", b"v4", if_match=new_etag)  # gone since it was read
+    assert store.get_versioned("meta.csv") is None
+
+
+def test_read_csv_and_write_table(store):
+    store.put_bytes("2021-05-07/2021-05-07_BINS_XETR09.csv",
+                    csv_bytes(DAY, [bar("DE0005140008", "09:00", 1.0, 2.0, 3)]))
+    parsed = store.read_csv("2021-05-07/2021-05-07_BINS_XETR09.csv")
+    assert parsed.table["EndPrice"].to_pylist() == [2.0]
+    table = pa.table({"isin": ["DE0005140008"], "volume": pa.array([3], pa.int64())})
+    store.write_table("report1/r.parquet", table, "parquet")
+    assert deserialise_table(store.get_bytes("report1/r.parquet"), "parquet").equals(table)
+
+
+def test_s3_pagination_over_more_than_1000_keys(s3_store):
+    client = s3_store.client
+    for number in range(1105):
+        client.put_object(Bucket="xetra-test", Key=f"pre/many/{number:05d}", Body=b"")
+    client.put_object(Bucket="xetra-test", Key="elsewhere/x", Body=b"")
+    listed = s3_store.list_objects("many/")
+    assert len(listed) == 1105
+    assert listed[0] == ObjectInfo("many/00000", 0) and listed[-1].key == "many/01104"
+
+
+def test_s3_describe_and_check_access(s3_store):
+    assert s3_store.describe("k.csv") == "s3://xetra-test/pre/k.csv"
+    s3_store.check_access()
+    missing = S3BucketConnector(StorageLocation("s3://no-such-bucket-xetra", region="eu-central-1"))
+    with pytest.raises(StorageError, match="bucket no-such-bucket-xetra does not exist"):
+        missing.check_access()
+    with pytest.raises(StorageError, match="bucket no-such-bucket-xetra does not exist"):
+        missing.list_objects("")
+    with pytest.raises(StorageError, match="s3://no-such-bucket-xetra/k: bucket"):
+        missing.put_bytes("k", b"x")
+
+
+@pytest.mark.usefixtures("aws_env")
+def test_s3_unreachable_endpoint_is_one_clear_line():
+    store = S3BucketConnector(
+        StorageLocation("s3://xetra-test", endpoint_url="http://127.0.0.1:9", region="us-east-1"),
+        S3ClientSettings(max_attempts=1, connect_timeout=1, read_timeout=1))
+    with pytest.raises(StorageError, match="cannot connect to the S3 endpoint") as error:
+        store.get_bytes("k")
+    assert "\n" not in str(error.value)
+
+
+def test_s3_missing_credentials_named(monkeypatch, tmp_path):
+    for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN",
+                 "AWS_PROFILE"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "none"))
+    monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "none"))
+    monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
+    store = S3BucketConnector(StorageLocation("s3://private-bucket", region="eu-central-1",
+                                              endpoint_url="http://127.0.0.1:9"),
+                              S3ClientSettings(max_attempts=1))
+    with pytest.raises(StorageError, match="no AWS credentials found"):
+        store.get_bytes("k")
+
+
+def test_local_storage_rejects_escaping_keys_and_missing_folder(tmp_path, local_store):
+    with pytest.raises(StorageError, match="escapes the folder"):
+        local_store.get_bytes("../outside.txt")
+    with pytest.raises(StorageError, match="escapes the folder"):
+        local_store.put_bytes("/etc/passwd", b"x")
+    with pytest.raises(StorageError, match="does not exist"):
+        LocalStorage(tmp_path / "missing").check_access()
+    assert local_store.describe() == str((tmp_path / "root").resolve())
+
+
+def test_local_storage_writes_atomically_with_md5_etag(local_store):
+    etag = local_store.put_bytes("a/b/c.bin", b"hello")
+    assert etag == "5d41402abc4b2a76b9719d911017c592" == etag_of(b"hello")
+    folder = local_store.root / "a" / "b"
+    assert [path.name for path in folder.iterdir()] == ["c.bin"]  # no temporary file left
