@@ -129,6 +129,16 @@ def test_plan_of_a_finished_range_is_empty_and_writes_nothing(job, config):
     assert (status, out.splitlines()[0]) == (0, "[]")
 
 
+def test_unwritable_plan_file_fails_with_one_line(job, config, tmp_path):
+    """The plan cannot be handed on: exit 1 naming the file, not a traceback."""
+    path, _ = config
+    missing = tmp_path / "no-such-folder" / "plan.json"
+    status, _, err = job("--config", str(path), "--plan", "--to", "2018-01-05",
+                         "--plan-file", str(missing))
+    assert (status, err) == (1, f"xetra: run failed: cannot write --plan-file {missing}: "
+                                f"No such file or directory\n")
+
+
 @pytest.mark.parametrize("args, message", [
     (["--plan", "--slices", "0"], "--slices: 0 is not a positive number of slices"),
     (["--slice", "--to", "2018-01-05"], "--slice: give the slice's range with --from and --to"),

@@ -109,7 +109,7 @@ def test_record_gives_up_clearly_when_the_file_keeps_changing(meta, monkeypatch)
 
     monkeypatch.setattr(meta.store, "put_bytes", always_changed)
     monkeypatch.setattr("xetra.meta.time.sleep", lambda _seconds: None)
-    with pytest.raises(StorageError, match="kept changing during 20 attempts"):
+    with pytest.raises(StorageError, match="kept changing during 60 attempts"):
         meta.record([MetaEntry(D(2021, 5, 4), "2021-05-10T00:00:01+00:00")])
 
 

@@ -164,8 +164,12 @@ def backfill_step(args: argparse.Namespace, etl: XetraETL, window: tuple[dt.date
         logger.info("plan: %d slice(s) from %s to %s", len(plan), first, last)
         text = plan_json(plan)
         if args.plan_file:
-            with open(args.plan_file, "w", encoding="utf-8") as handle:
-                handle.write(text + "\n")
+            try:
+                with open(args.plan_file, "w", encoding="utf-8") as handle:
+                    handle.write(text + "\n")
+            except OSError as exc:
+                raise StorageError(f"cannot write --plan-file {args.plan_file}: "
+                                   f"{exc.strerror}") from None
         stdout.write(text + "\n")
         return EXIT_OK
     report = RangeVerifier(etl).verify(first, last)

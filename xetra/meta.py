@@ -22,7 +22,9 @@ logger = logging.getLogger(__name__)
 
 META_COLUMNS = ("source_date", "datetime_of_processing", "report_key", "report_rows")
 REQUIRED_META_COLUMNS = META_COLUMNS[:2]
-_MAX_WRITE_ATTEMPTS = 20
+# Parallel backfill slices contend for the meta file: with full-jitter backoff capped at 2 s,
+# 60 attempts give a writer about a minute before it gives up (and Argo retries the slice).
+_MAX_WRITE_ATTEMPTS = 60
 
 
 class MetaFileError(RuntimeError):
