@@ -34,7 +34,9 @@ def podman() -> Podman:
     build = subprocess.run(["bash", str(REPO / "scripts" / "build_image.sh")], env=env,
                            capture_output=True, text=True, timeout=1100, check=False)
     assert build.returncode == 0, f"image build failed:\n{build.stderr[-4000:]}"
-    print(build.stderr.strip().splitlines()[-1])  # the build's minutes and size, in the CI log
+    for line in build.stderr.splitlines():  # base and build seconds, size: into the CI log
+        if line.startswith("build_image:"):
+            print(line)
 
     def run(*args: str, timeout: float = 300) -> subprocess.CompletedProcess:
         command = ["podman", "--root", str(BUILD_DIR / "storage"), "--runroot",

@@ -17,7 +17,7 @@ echo "tools ready after $((SECONDS - started)) s"
 python -m pipenv run hadolint Dockerfile
 echo "hadolint: Dockerfile clean"
 
-trap 'bash scripts/build_image.sh --prune' EXIT
+trap 'IMAGE=localhost/xetra:containertest bash scripts/build_image.sh --prune' EXIT
 timeout 1200 python -m pipenv run pytest tests/test_container.py -m container \
   -p no:cacheprovider --no-cov -s -q
 echo "container step: $(( (SECONDS - started) / 60 )) min $(( (SECONDS - started) % 60 )) s"
