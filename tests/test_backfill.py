@@ -388,8 +388,8 @@ def test_workflow_template_calls_the_cli_as_it_parses(repo_root):
     modes = []
     for name in ("plan", "slice", "verify"):
         container = templates[name]["container"]
-        assert container["image"] == "xetra:latest"
-        assert container["envFrom"] == [{"secretRef": {"name": "xetra-s3-credentials"}}]
+        assert container["image"] == "localhost/xetra:local"  # scripts/build_image.sh
+        assert container["envFrom"] == [{"secretRef": {"name": "xetra-aws-credentials"}}]
         assert container["volumeMounts"][0]["mountPath"] == "/config"
         args = cli.build_parser().parse_args([values.get(arg, arg) for arg in container["args"]])
         assert args.config == "/config/xetra.yml"
