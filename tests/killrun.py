@@ -2,13 +2,16 @@
 
     python tests/killrun.py MODULE:CLASS.METHOD N run.py-arguments...
 
-kills the process when MODULE.CLASS.METHOD is called for the N-th time, before it runs.
+kills the process when MODULE.CLASS.METHOD is called for the N-th time, before it runs
+(N = 0: never). With XETRA_TEST_DELAY_SECONDS set, every call first sleeps that long, so that
+a test can kill the process from outside while it is surely still working.
 """
 import importlib
 import os
 import runpy
 import signal
 import sys
+import time
 from pathlib import Path
 
 
@@ -19,9 +22,11 @@ def arm(target: str, nth: int) -> None:
     owner = getattr(importlib.import_module(module_name), class_name)
     original = getattr(owner, method_name)
     calls = []
+    delay = float(os.environ.get("XETRA_TEST_DELAY_SECONDS", "0"))
 
     def killing(*args, **kwargs):
         calls.append(1)
+        time.sleep(delay)
         if len(calls) == nth:
             os.kill(os.getpid(), signal.SIGKILL)
         return original(*args, **kwargs)

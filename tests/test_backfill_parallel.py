@@ -30,19 +30,7 @@ LOCK_TTL = 4  # seconds: a killed slice's lock blocks its dates this long
 
 # Runs run.py in this process with MetaProcess.record patched to SIGKILL the process on its
 # Nth call, after that date's report object is written and before the meta file lists it.
-KILL_WRAPPER = """
-import os, runpy, signal, sys
-from xetra.meta import MetaProcess
-original, calls = MetaProcess.record, []
-def record(self, entries):
-    calls.append(1)
-    if len(calls) == int(os.environ["XETRA_TEST_KILL_AT_RECORD"]):
-        os.kill(os.getpid(), signal.SIGKILL)
-    return original(self, entries)
-MetaProcess.record = record
-sys.argv = sys.argv[1:]
-runpy.run_path(sys.argv[0], run_name="__main__")
-"""
+KILLRUN = REPO / "tests" / "killrun.py"
 
 
 @pytest.fixture(scope="module")
@@ -120,13 +108,15 @@ def _listed_dates(server: S3Server, bucket: str) -> set[str]:
     return {row[0] for row in meta_rows(data)}
 
 
-def _slice_process(config: Path, server: S3Server, item: dict, wrapper: Path | None,
-                   kill_at: int = 0) -> subprocess.Popen:
-    args = [str(REPO / "run.py"), "--config", str(config), "--slice", "--from", item["from"],
-            "--to", item["to"]]
-    command = [sys.executable, *([str(wrapper)] if wrapper else []), *args]
-    env = {**os.environ, **server.env(), "XETRA_TEST_KILL_AT_RECORD": str(kill_at),
-           "PYTHONPATH": str(REPO)}
+def _slice_process(config: Path, server: S3Server, item: dict, kill_at: int | None = None,
+                   delay: float = 0.0) -> subprocess.Popen:
+    """A slice run; with `kill_at`, through tests/killrun.py, which SIGKILLs it as it is about
+    to record its kill_at-th date (0: never) and delays every record by `delay` seconds."""
+    args = ["--config", str(config), "--slice", "--from", item["from"], "--to", item["to"]]
+    wrapped = [str(KILLRUN), "xetra.meta:MetaProcess.record", str(kill_at)] \
+        if kill_at is not None else [str(REPO / "run.py")]
+    command = [sys.executable, *wrapped, *args]
+    env = {**os.environ, **server.env(), "XETRA_TEST_DELAY_SECONDS": str(delay)}
     return subprocess.Popen(command, cwd=REPO, env=env, stdout=subprocess.PIPE,
                             stderr=subprocess.STDOUT)
 
@@ -145,11 +135,12 @@ def test_a_slice_killed_mid_way_and_a_rerun_converge(round_number, seaweed, sour
     slices = json.loads(planned.stdout.splitlines()[-1])
     assert len(slices) == 3
     victim = round_number % 3
-    wrapper = tmp_path / "kill_wrapper.py"
-    wrapper.write_text(KILL_WRAPPER, encoding="utf-8")
+    # Round 0: the victim kills itself at its third record. Rounds 1-2: it is slowed down
+    # (0.5 s per record) so that the kill from outside lands while it is still working.
     processes = [_slice_process(config, seaweed, item,
-                                wrapper if index == victim and round_number == 0 else None,
-                                kill_at=3) for index, item in enumerate(slices)]
+                                kill_at=(0 if round_number else 3) if index == victim else None,
+                                delay=0.5 if index == victim and round_number else 0.0)
+                 for index, item in enumerate(slices)]
     if round_number:
         victim_dates = {str(dt.date.fromisoformat(slices[victim]["from"]) +
                             dt.timedelta(days=n)) for n in range(7)}
