@@ -134,7 +134,8 @@ def test_header_only_hours_are_not_read_and_minute_objects_are_ignored(repo_root
     read = []
     original = LocalStorage.read_csv
     monkeypatch.setattr(LocalStorage, "read_csv",
-                        lambda self, key: read.append(key) or original(self, key))
+                        lambda self, key, *columns: read.append(key) or original(self, key,
+                                                                                 *columns))
     summary = etl.etl_report1(MONDAY, D(2021, 5, 11))
     # Monday has 3 hours with rows (07, 08, 09; 19 holds only a zero-volume row);
     # the look-back reads Friday's 4 hours with rows (09, 10, 11, 15).

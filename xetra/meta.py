@@ -7,6 +7,7 @@ import io
 import json
 import logging
 import os
+import random
 import socket
 import time
 import uuid
@@ -77,6 +78,10 @@ class MetaProcess:
     def __init__(self, store: ObjectStore, settings: MetaSettings):
         self.store = store
         self.key = settings.key
+        # Contention figures of this process's updates (412s lost, seconds spent waiting).
+        self.updates = 0
+        self.conflicts = 0
+        self.update_seconds = 0.0
 
     def _fail(self, problem: str) -> MetaFileError:
         return MetaFileError(
@@ -155,6 +160,7 @@ class MetaProcess:
     def record(self, new_entries: list[MetaEntry]) -> MetaSnapshot:
         """Add entries with a conditional write, re-reading and retrying when another run
         updated the file in between (optimistic concurrency: no update is ever lost)."""
+        started = time.monotonic()
         for attempt in range(1, _MAX_WRITE_ATTEMPTS + 1):
             snapshot = self.load()
             merged = dict(snapshot.entries)
@@ -168,10 +174,14 @@ class MetaProcess:
             try:
                 etag = self.store.put_bytes(self.key, data, if_none_match=snapshot.etag is None,
                                             if_match=snapshot.etag)
+                self.updates += 1
+                self.update_seconds += time.monotonic() - started
                 return MetaSnapshot(merged, etag)
             except PreconditionFailed:
+                self.conflicts += 1
                 logger.info("meta file changed during update (attempt %d), retrying", attempt)
-                time.sleep(min(0.05 * 2 ** attempt, 2.0))
+                # Full jitter: writers that lost together do not retry in lockstep.
+                time.sleep(random.uniform(0, min(0.05 * 2 ** attempt, 2.0)))
         raise StorageError(f"cannot update meta file {self.store.describe(self.key)}: it kept "
                            f"changing during {_MAX_WRITE_ATTEMPTS} attempts")
 
@@ -257,6 +267,14 @@ class RunLock:
             return {"owner": "unknown", "expires_at": "unreadable", "expired": True}
         expired = expires <= dt.datetime.now(dt.timezone.utc) or _died_here(owner)
         return {"owner": owner, "expires_at": expires.isoformat(), "expired": expired}
+
+    def live_holder(self) -> str | None:
+        """Who holds this lock, if it exists and has not expired (read only), else None."""
+        current = self.store.get_versioned(self.key)
+        if current is None:
+            return None
+        holder = self._describe_holder(current.data)
+        return None if holder["expired"] else f"{holder['owner']} until {holder['expires_at']}"
 
     def refresh(self) -> None:
         """Extend the expiry; LockHeldError if another run took the lock over meanwhile."""

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import logging
+from typing import Sequence
 
 import boto3
 import pyarrow as pa
@@ -152,9 +153,10 @@ class S3BucketConnector:
         except (ClientError, BotoCoreError) as exc:
             raise self._error(exc, "cannot delete", key) from None
 
-    def read_csv(self, key: str) -> formats.ParsedSource:
-        """GET a Xetra source CSV object and parse it with explicit column types."""
-        return formats.parse_source_csv(self.get_bytes(key), self.describe(key))
+    def read_csv(self, key: str,
+                 columns: Sequence[str] = formats.SOURCE_COLUMNS) -> formats.ParsedSource:
+        """GET a Xetra source CSV object and parse it (its `columns`) with explicit types."""
+        return formats.parse_source_csv(self.get_bytes(key), self.describe(key), columns)
 
     def write_table(self, key: str, table: pa.Table, report_format: str) -> None:
         """Serialise the report table (parquet or csv) and PUT it."""

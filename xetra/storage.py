@@ -7,7 +7,7 @@ import os
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol
+from typing import Protocol, Sequence
 
 import pyarrow as pa
 
@@ -67,8 +67,9 @@ class ObjectStore(Protocol):
     def delete(self, key: str) -> None:
         """Remove the object; removing a missing object is not an error."""
 
-    def read_csv(self, key: str) -> formats.ParsedSource:
-        """Parse a Xetra source CSV object into a typed Arrow table."""
+    def read_csv(self, key: str,
+                 columns: Sequence[str] = formats.SOURCE_COLUMNS) -> formats.ParsedSource:
+        """Parse a Xetra source CSV object (its `columns`) into a typed Arrow table."""
 
     def write_table(self, key: str, table: pa.Table, report_format: str) -> None:
         """Serialise `table` in `report_format` and write it to `key`."""
@@ -175,9 +176,10 @@ class LocalStorage:
         except FileNotFoundError:
             pass
 
-    def read_csv(self, key: str) -> formats.ParsedSource:
-        """Parse a Xetra source CSV file."""
-        return formats.parse_source_csv(self.get_bytes(key), self.describe(key))
+    def read_csv(self, key: str,
+                 columns: Sequence[str] = formats.SOURCE_COLUMNS) -> formats.ParsedSource:
+        """Parse a Xetra source CSV file (its `columns`)."""
+        return formats.parse_source_csv(self.get_bytes(key), self.describe(key), columns)
 
     def write_table(self, key: str, table: pa.Table, report_format: str) -> None:
         """Write the report table in the configured format."""

@@ -55,12 +55,38 @@ def _all_true(conditions: Sequence[pa.ChunkedArray | pa.Array]) -> pa.Array:
     return pc.fill_null(result, False)
 
 
+def _dictionary(column: pa.ChunkedArray) -> pa.DictionaryArray:
+    """The column as one dictionary array: each distinct value once, rows as indices."""
+    return pc.dictionary_encode(column.combine_chunks())
+
+
+def _matches_per_value(column: pa.ChunkedArray, pattern: str) -> pa.Array:
+    """match_substring_regex, run once per distinct value: a 2021 day has 125k rows but only
+    ~3k ISINs and < 1440 times, so this is ~3x cheaper than matching every row."""
+    encoded = _dictionary(column)
+    return pc.take(pc.match_substring_regex(encoded.dictionary, pattern), encoded.indices)
+
+
+def _time_order(time: pa.ChunkedArray) -> pa.Array:
+    """Row positions in ascending Time, stable: sorts each row's rank among the distinct
+    times (small integers) rather than the strings, about twice as fast."""
+    encoded = _dictionary(time)
+    rank = pc.take(pc.rank(encoded.dictionary, tiebreaker="dense"), encoded.indices)
+    return pc.sort_indices(rank)
+
+
+def _minute_of_day(time: pa.Array) -> pa.Array:
+    """Minutes after midnight of valid "HH:MM" values."""
+    return pc.add(pc.multiply(pc.cast(pc.utf8_slice_codeunits(time, 0, 2), pa.int64()), 60),
+                  pc.cast(pc.utf8_slice_codeunits(time, 3, 5), pa.int64()))
+
+
 def _is_valid(source: pa.Table, day: dt.date) -> pa.Array:
     """Rows whose required fields are present and parse, for the date the object is filed under."""
     checks = [
-        pc.match_substring_regex(source["ISIN"], _ISIN),
+        _matches_per_value(source["ISIN"], _ISIN),
         pc.equal(source["Date"], day.isoformat()),
-        pc.match_substring_regex(source["Time"], _TIME),
+        _matches_per_value(source["Time"], _TIME),
         pc.greater_equal(source["TradedVolume"], 0),
     ]
     for name in PRICE_COLUMNS:
@@ -70,10 +96,34 @@ def _is_valid(source: pa.Table, day: dt.date) -> pa.Array:
     return _all_true(checks)
 
 
+def _minutes_are_unique(trades: pa.Table) -> bool:
+    """True when no two trades share ISIN and Time (valid "HH:MM" times).
+
+    Hashes one integer per row (ISIN code * 1440 + minute of day) instead of grouping by two
+    string columns: about twice as fast on a 2021 day.
+    """
+    if trades.num_rows < 2:
+        return True
+    codes = _dictionary(trades["ISIN"]).indices
+    times = _dictionary(trades["Time"])  # minutes computed per distinct time, then spread
+    minute = pc.take(_minute_of_day(times.dictionary), times.indices)
+    key = pc.add(pc.multiply(pc.cast(codes, pa.int64()), 1440), minute)
+    return len(pc.unique(key)) == trades.num_rows
+
+
+class NeedsAllColumns(ValueError):
+    """Two trades share ISIN and minute, and only all source columns tell whether they are
+    exact duplicates: select again from the rows with every column."""
+
+
 def _first_occurrences(table: pa.Table) -> pa.Table:
     """Drop exact duplicate rows (all source fields equal), keeping the first of each."""
-    if table.group_by(["ISIN", "Time"]).aggregate([]).num_rows == table.num_rows:
+    if _minutes_are_unique(table):
         return table  # no two rows share ISIN and minute, so none can be identical
+    missing = [name for name in SOURCE_COLUMNS if name not in table.column_names]
+    if missing:
+        raise NeedsAllColumns(f"{table.num_rows} trades, some in the same minute; "
+                              f"{', '.join(missing)} needed to find exact duplicates")
     indexed = table.append_column("row_index", pa.array(range(table.num_rows), pa.int64()))
     firsts = indexed.group_by(list(SOURCE_COLUMNS), use_threads=False).aggregate(
         [("row_index", "min")])
@@ -86,7 +136,8 @@ def select_trades(source: pa.Table, day: dt.date, currencies: Sequence[str],
     """The trades of `day` among its source rows, and the count of every row dropped, by reason.
 
     Invalid rows come first, then zero volume, then other currencies; exact duplicates of a
-    trade count once.
+    trade count once. `source` may hold only formats.TRADE_COLUMNS: NeedsAllColumns when two
+    trades share ISIN and minute, as only all columns tell if they are duplicates.
     """
     valid = _is_valid(source, day)
     positive = pc.fill_null(pc.greater(source["TradedVolume"], 0), False)
@@ -108,8 +159,11 @@ def select_trades(source: pa.Table, day: dt.date, currencies: Sequence[str],
 
 def daily_summary(trades: pa.Table, day: dt.date) -> pa.Table:
     """Per ISIN: first StartPrice and last EndPrice by Time, min, max and summed volume."""
-    # Arrow's sort is stable, so trades in the same minute keep their source order.
-    by_time = trades.take(pc.sort_indices(trades, [("Time", "ascending")]))
+    # Arrow's sort is stable, so trades in the same minute keep their source order. Only the
+    # columns used below are reordered: taking the descriptions too cost half the time.
+    used = trades.select(["ISIN", "Time", "StartPrice", "EndPrice", "MinPrice", "MaxPrice",
+                          "TradedVolume"])
+    by_time = used.take(_time_order(used["Time"]))
     grouped = by_time.group_by("ISIN", use_threads=False).aggregate([
         ("StartPrice", "first"), ("EndPrice", "last"), ("MinPrice", "min"),
         ("MaxPrice", "max"), ("TradedVolume", "sum"),
@@ -155,7 +209,7 @@ def with_change_to_previous_close(summary: pa.Table,
 
 def empty_report() -> pa.Table:
     """A report with no rows, in the logical schema."""
-    return REPORT_SCHEMA.empty_table()
+    return pa.Table.from_batches([], schema=REPORT_SCHEMA)  # empty_table() imports pandas
 
 
 def with_output_names(report: pa.Table, names: Mapping[str, str]) -> pa.Table:

@@ -49,10 +49,10 @@ def patch(stage: str, day: str) -> None:
     if stage == "extract":
         original_parse = formats.parse_source_csv
 
-        def parse(data, where):
+        def parse(data, where, *args, **kwargs):
             if f"{day}_BINS_XETR" in where:
                 die()
-            return original_parse(data, where)
+            return original_parse(data, where, *args, **kwargs)
         formats.parse_source_csv = parse
     elif stage == "report_written":
         original_record = meta.MetaProcess.record

@@ -18,10 +18,10 @@ from xetra import cli as _cli, formats  # noqa: E402,F401  pylint: disable=unuse
 _original_parse = formats.parse_source_csv
 
 
-def slow_parse(data, where):
+def slow_parse(data, where, *args, **kwargs):
     """Parse, slowly: the run holds its lock long enough for the other run to meet it."""
     time.sleep(0.3)
-    return _original_parse(data, where)
+    return _original_parse(data, where, *args, **kwargs)
 
 
 if __name__ == "__main__":

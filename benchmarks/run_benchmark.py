@@ -1,0 +1,356 @@
+"""One command: the xetra job against its peers on the same synthetic data, in the same run.
+
+    pipenv run python -m benchmarks.run_benchmark --months 1 --runs 3 [--s3]
+
+Generates (or reuses) data under benchmarks/data/, then for each of N repetitions runs, each as
+its own process: the job (run.py, source folder -> report parquet + meta file), a DuckDB query
+and a polars lazy query computing the same report, and a bare pyarrow.csv parse of every file;
+with --s3 also the job reading from and writing to SeaweedFS on 127.0.0.1. Checks that every
+report equals the job's, value for value, and prints a table of data size, rows, wall seconds
+(median), peak RSS (max over runs, the process's own ru_maxrss) and ratios.
+"""
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import os
+import platform
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import psutil
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+
+from benchmarks import synthetic
+
+HERE = Path(__file__).resolve().parent
+REPO = HERE.parent
+DATA = HERE / "data"
+REPORT_NAME = "xetra_report1"
+CONFIG_TEMPLATE = """\
+source:
+  url: {source}{source_extra}
+target:
+  url: {target}{target_extra}
+job:
+  first_date: "{first}"
+report:
+  prefix: report1/
+  name: {name}
+  format: parquet
+logging:
+  version: 1
+  disable_existing_loggers: false
+  formatters:
+    plain:
+      format: "%(asctime)s %(levelname)s %(name)s: %(message)s"
+  handlers:
+    console:
+      class: logging.StreamHandler
+      formatter: plain
+      stream: ext://sys.stdout
+  root:
+    level: INFO
+    handlers: [console]
+  loggers:
+    botocore:
+      level: WARNING
+"""
+
+
+@dataclass
+class Measured:
+    """The runs of one contender."""
+
+    name: str
+    seconds: list[float] = field(default_factory=list)
+    cpu: list[float] = field(default_factory=list)
+    peak_kb: list[int] = field(default_factory=list)
+    check: str = ""
+
+    @property
+    def median(self) -> float:
+        """Median wall seconds."""
+        return statistics.median(self.seconds)
+
+    @property
+    def peak_mb(self) -> float:
+        """Largest peak RSS over the runs, in MB."""
+        return max(self.peak_kb) / 1024
+
+
+def timed(command: list[str], env: dict[str, str] | None = None,
+          cwd: Path = REPO) -> tuple[float, float, int, str]:
+    """Run `command`; wall and CPU (user + system) seconds, peak RSS in KB of the process
+    (ru_maxrss), and its output.
+
+    wait4 reports the process's own high-water mark, so no polling can miss a short peak.
+    """
+    with tempfile.TemporaryFile() as output:
+        started = time.perf_counter()
+        process = subprocess.Popen(  # pylint: disable=consider-using-with  # reaped by wait4
+            command, cwd=cwd, stdout=output, stderr=subprocess.STDOUT,
+            env={**os.environ, **(env or {})})
+        _, status, usage = os.wait4(process.pid, 0)
+        seconds = time.perf_counter() - started
+        process.returncode = os.waitstatus_to_exitcode(status)
+        output.seek(0)
+        text = output.read().decode(errors="replace")
+    if process.returncode != 0:
+        raise RuntimeError(f"{' '.join(command)} failed ({process.returncode}):\n{text[-3000:]}")
+    return seconds, usage.ru_utime + usage.ru_stime, usage.ru_maxrss, text
+
+
+def dataset(first: dt.date, last: dt.date, seed: int) -> Path:
+    """The data folder for the range, generated once and reused (marker file when complete)."""
+    folder = DATA / f"{first}_{last}_seed{seed}"
+    marker = folder / ".complete"
+    if not marker.exists():
+        shutil.rmtree(folder, ignore_errors=True)
+        started = time.perf_counter()
+        days = synthetic.generate(folder, first, last, seed=seed)
+        marker.write_text(f"{sum(d.rows for d in days)}\n")
+        print(f"generated {folder} in {time.perf_counter() - started:.1f}s", flush=True)
+    return folder
+
+
+def folder_size(folder: Path) -> tuple[int, int, int]:
+    """Bytes, objects and data rows below `folder` (rows from the generator's marker)."""
+    files = list(folder.rglob("*.csv"))
+    rows = int((folder / ".complete").read_text())
+    return sum(p.stat().st_size for p in files), len(files), rows
+
+
+def job_report(target: Path) -> pa.Table:
+    """Every report object the job wrote, concatenated in date order."""
+    paths = sorted((target / "report1").glob(f"{REPORT_NAME}_*.parquet"))
+    return pa.concat_tables([pq.read_table(path) for path in paths])
+
+
+def differences(expected: pa.Table, actual: pa.Table) -> str:
+    """'' when both tables hold the same rows with byte-equal values (nulls equal), else why."""
+    if expected.num_rows != actual.num_rows:
+        return f"{actual.num_rows} rows, expected {expected.num_rows}"
+    if actual.column_names != expected.column_names:
+        return f"columns {actual.column_names}"
+    actual = actual.cast(expected.schema)
+    problems = []
+    for name in expected.column_names:
+        left, right = expected[name], actual[name]
+        same = pc.or_kleene(pc.and_(pc.is_null(left), pc.is_null(right)),
+                            pc.fill_null(pc.equal(left, right), False))
+        unequal = len(same) - (pc.sum(same).as_py() or 0)
+        if unequal:
+            problems.append(f"{name}: {unequal} values differ")
+    return "; ".join(problems)
+
+
+def server_cpu_seconds() -> float:
+    """CPU seconds used so far by the `weed` processes this benchmark started."""
+    total = 0.0
+    for child in psutil.Process().children(recursive=True):
+        try:
+            if child.name() == "weed":
+                times = child.cpu_times()
+                total += times.user + times.system
+        except psutil.Error:
+            continue
+    return total
+
+
+def write_config(path: Path, source: str, target: str, first: dt.date,
+                 endpoint: str | None = None) -> Path:
+    """A job configuration for this benchmark (S3 endpoint when given)."""
+    extra = f"\n  endpoint_url: {endpoint}\n  region: us-east-1" if endpoint else ""
+    path.write_text(CONFIG_TEMPLATE.format(source=source, target=target, first=first,
+                                           name=REPORT_NAME, source_extra=extra,
+                                           target_extra=extra))
+    return path
+
+
+class Bench:
+    """The contenders of one benchmark run, sharing one data folder and one work folder."""
+
+    def __init__(self, data: Path, first: dt.date, last: dt.date, work: Path):
+        self.data, self.first, self.last, self.work = data, first, last, work
+        self.results: dict[str, Measured] = {}
+        self.reference: pa.Table | None = None
+        self.server_cpu: list[float] = []
+
+    def _record(self, name: str, seconds: float, cpu: float, peak_kb: int) -> Measured:
+        measured = self.results.setdefault(name, Measured(name))
+        measured.seconds.append(seconds)
+        measured.cpu.append(cpu)
+        measured.peak_kb.append(peak_kb)
+        return measured
+
+    def job(self, name: str = "job (local)", source: str | None = None,
+            endpoint: str | None = None, env: dict[str, str] | None = None,
+            reset_target=None, root: Path = REPO) -> None:
+        """One end-to-end run of run.py (of the checkout at `root`) over the whole range, into
+        an empty target."""
+        target = self.work / "job-out"
+        shutil.rmtree(target, ignore_errors=True)
+        if endpoint:
+            reset_target()
+            target_url = "s3://bench-target/"
+        else:
+            target_url = str(target)
+        config = write_config(self.work / "job.yml", source or str(self.data), target_url,
+                              self.first, endpoint)
+        seconds, cpu, peak, output = timed([sys.executable, "run.py", "--config", str(config),
+                                            "--from", str(self.first), "--to", str(self.last)],
+                                           env, root)
+        measured = self._record(name, seconds, cpu, peak)
+        summary = [line for line in output.splitlines() if "run summary" in line]
+        measured.check = summary[-1].split("run summary: ", 1)[1][:60] if summary else "?"
+        if not endpoint:
+            report = job_report(target)
+            if self.reference is None:
+                self.reference = report
+                measured.check = "reference"
+            else:
+                measured.check = differences(self.reference, report) or \
+                    ("reference" if name == "job (local)" else "= job (local)")
+
+    def job_from_s3(self, server, client) -> None:
+        """The job with source and target on an S3 server; its report checked too. The
+        server's own CPU seconds during the run are noted: it shares the machine's cores."""
+        def reset_target() -> None:
+            from tests.s3servers import empty_bucket  # pylint: disable=import-outside-toplevel
+            empty_bucket(server, "bench-target")
+        before = server_cpu_seconds()
+        self.job("job (S3 SeaweedFS)", "s3://bench-source/", server.endpoint_url, server.env(),
+                 reset_target)
+        self.server_cpu.append(server_cpu_seconds() - before)
+        target = self.work / "s3-report"
+        shutil.rmtree(target, ignore_errors=True)
+        for page in client.get_paginator("list_objects_v2").paginate(
+                Bucket="bench-target", Prefix="report1/"):
+            for item in page.get("Contents", []):
+                path = target / item["Key"]
+                path.parent.mkdir(parents=True, exist_ok=True)
+                client.download_file("bench-target", item["Key"], str(path))
+        self.results["job (S3 SeaweedFS)"].check = \
+            (differences(self.reference, job_report(target)) or "= job (local)") + \
+            f"; SeaweedFS used {statistics.median(self.server_cpu):.2f} CPU s (median)"
+
+    def peer(self, name: str) -> None:
+        """One run of a peer process."""
+        out = self.work / f"{name}.parquet"
+        seconds, cpu, peak, _ = timed([sys.executable, "-m", "benchmarks.peers", name,
+                                       str(self.data), str(out), str(self.first), str(self.last)])
+        measured = self._record(name, seconds, cpu, peak)
+        if name == "pyarrow":
+            measured.check = f"{pq.read_table(out)['rows'][0].as_py()} rows parsed"
+        else:
+            measured.check = differences(self.reference, pq.read_table(out)) or "= job (local)"
+
+
+def print_table(bench: Bench, size: tuple[int, int, int], runs: int) -> str:
+    """The results as a markdown table (also returned)."""
+    data_bytes, objects, rows = size
+    trading = sum(1 for d in bench.data.iterdir() if d.is_dir() and synthetic.is_trading_day(
+        dt.date.fromisoformat(d.name)) and bench.first <= dt.date.fromisoformat(d.name)
+        <= bench.last)
+    job = bench.results["job (local)"]
+    lines = [
+        f"data: {bench.first}..{bench.last}, {trading} trading days, {objects} objects, "
+        f"{data_bytes / 1e6:.0f} MB, {rows:,} rows; median of {runs} run(s); "
+        f"{dt.datetime.now(dt.timezone.utc):%Y-%m-%d %H:%M} UTC, {platform.node()}, "
+        f"{os.cpu_count()} cores, Python {platform.python_version()}, pyarrow {pa.__version__}",
+        "",
+        "| contender | wall s (median) | runs (wall s) | CPU s (median) | peak RSS MB | "
+        "job wall / this | job RSS / this | output check |",
+        "| --- | ---: | --- | ---: | ---: | ---: | ---: | --- |",
+    ]
+    for measured in bench.results.values():
+        lines.append(
+            f"| {measured.name} | {measured.median:.2f} | "
+            f"{' '.join(f'{s:.2f}' for s in measured.seconds)} | "
+            f"{statistics.median(measured.cpu):.2f} | {measured.peak_mb:.0f} | "
+            f"{job.median / measured.median:.2f} | {job.peak_mb / measured.peak_mb:.2f} | "
+            f"{measured.check} |")
+    table = "\n".join(lines)
+    print(table, flush=True)
+    return table
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Command line."""
+    parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
+    span = parser.add_mutually_exclusive_group()
+    span.add_argument("--days", type=int, help="calendar days from --start")
+    span.add_argument("--months", type=int, help="calendar months from --start")
+    parser.add_argument("--start", type=dt.date.fromisoformat, default=dt.date(2021, 3, 1))
+    parser.add_argument("--runs", type=int, default=3, help="repetitions (median is quoted)")
+    parser.add_argument("--seed", type=int, default=2021)
+    parser.add_argument("--s3", action="store_true",
+                        help="also run the job against SeaweedFS on 127.0.0.1")
+    parser.add_argument("--only", default="job,duckdb,polars,pyarrow",
+                        help="comma-separated contenders (the job always runs)")
+    parser.add_argument("--save", type=Path, help="append the table to this file")
+    parser.add_argument("--baseline", type=Path, help="another checkout of the project (e.g. "
+                        "`git worktree add ../xetra-main main`): its run.py runs as one more "
+                        "contender, for before/after in the same run (not with --s3)")
+    args = parser.parse_args(argv)
+    first = args.start
+    if args.months:
+        month = first.month - 1 + args.months
+        last = dt.date(first.year + month // 12, month % 12 + 1, 1) - dt.timedelta(days=1)
+    else:
+        last = first + dt.timedelta(days=(args.days or 7) - 1)
+    data = dataset(first, last, args.seed)
+    peers = [name for name in args.only.split(",") if name in ("duckdb", "polars", "pyarrow")]
+    with tempfile.TemporaryDirectory(prefix="xetra-bench-", dir=DATA) as work:
+        bench = Bench(data, first, last, Path(work))
+        if args.s3:
+            run_with_s3(bench, peers, args.runs)
+        else:
+            for _ in range(args.runs):
+                run_once(bench, peers, baseline=args.baseline)
+        table = print_table(bench, folder_size(data), args.runs)
+    if args.save:
+        with args.save.open("a", encoding="utf-8") as handle:
+            handle.write(f"\n`python -m benchmarks.run_benchmark {' '.join(argv or sys.argv[1:])}`"
+                         f"\n\n{table}\n")
+
+
+def run_once(bench: Bench, peers: list[str], s3_job=None, baseline: Path | None = None) -> None:
+    """One repetition of every contender, in a fixed order."""
+    bench.job()
+    if baseline:
+        bench.job(f"job at {baseline.name} (baseline)", root=baseline)
+    if s3_job:
+        s3_job()
+    for name in peers:
+        bench.peer(name)
+    print("  " + ", ".join(f"{m.name} {m.seconds[-1]:.2f}s" for m in bench.results.values()),
+          flush=True)
+
+
+def run_with_s3(bench: Bench, peers: list[str], runs: int) -> None:
+    """Upload the data to SeaweedFS once, then repeat every contender with the S3 job too."""
+    sys.path.insert(0, str(REPO))
+    from tests.s3servers import seaweedfs, upload_folder  # pylint: disable=import-outside-toplevel
+    with seaweedfs() as server:
+        client = server.client()
+        client.create_bucket(Bucket="bench-source")
+        client.create_bucket(Bucket="bench-target")
+        started = time.perf_counter()
+        count = upload_folder(server, "bench-source", bench.data)
+        print(f"uploaded {count} objects in {time.perf_counter() - started:.1f}s", flush=True)
+        for _ in range(runs):
+            run_once(bench, peers, lambda: bench.job_from_s3(server, client))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,177 @@
+"""Parallel backfill: split the pending dates into slices, and verify a whole range after.
+
+Because a date's report rows do not depend on the batch it is computed in (SPEC section 2),
+slices of a range can run as independent processes or pods; xetra.locks says which runs may
+share the target, and MetaProcess.record merges their meta file updates.
+"""
+from __future__ import annotations
+
+import datetime as dt
+import io
+import json
+import logging
+from dataclasses import dataclass, field
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from xetra.etl import XetraETL
+from xetra.formats import deserialise_table
+from xetra.meta import MetaEntry, MetaFileError, MetaProcess, date_range
+from xetra.storage import ObjectNotFound
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class DateSlice:
+    """A contiguous range of dates one slice run processes (its pending dates only)."""
+
+    first: dt.date
+    last: dt.date
+
+    def as_param(self) -> dict[str, str]:
+        """The slice as an item of Argo's withParam list."""
+        return {"from": self.first.isoformat(), "to": self.last.isoformat()}
+
+
+def plan_slices(pending: list[dt.date], slices: int) -> list[DateSlice]:
+    """At most `slices` contiguous ranges over the sorted `pending` dates, each holding as many
+    pending dates as the others or one more; [] when nothing is pending."""
+    if slices < 1:
+        raise ValueError(f"slices must be at least 1, not {slices}")
+    pending = sorted(pending)
+    count = min(slices, len(pending))
+    result = []
+    start = 0
+    for index in range(count):
+        size = len(pending) // count + (1 if index < len(pending) % count else 0)
+        result.append(DateSlice(pending[start], pending[start + size - 1]))
+        start += size
+    return result
+
+
+def plan_json(plan: list[DateSlice]) -> str:
+    """The plan as one line of JSON, the form Argo's withParam takes."""
+    return json.dumps([item.as_param() for item in plan])
+
+
+def contention_line(meta: MetaProcess) -> str:
+    """How this process's meta file updates went: updates, 412 conflicts, seconds spent."""
+    per_update = meta.update_seconds / meta.updates if meta.updates else 0.0
+    return (f"meta file updates={meta.updates} conflicts_412={meta.conflicts} "
+            f"update_seconds={meta.update_seconds:.2f} ({per_update:.3f} s per update)")
+
+
+def rows_in_report(data: bytes, report_format: str) -> int:
+    """The number of rows of a report object (a parquet object's footer says it)."""
+    if report_format == "parquet":
+        # The footer only: pq.read_table would start the dataset machinery for a count.
+        return pq.ParquetFile(io.BytesIO(data)).metadata.num_rows
+    return deserialise_table(data, report_format).num_rows
+
+
+@dataclass
+class VerifyReport:
+    """What verify found over a range: counts, and the problems that make it fail."""
+
+    first: dt.date
+    last: dt.date
+    dates_listed: int = 0
+    report_objects: int = 0
+    report_rows: int = 0
+    waiting: list[dt.date] = field(default_factory=list)
+    problems: list[str] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        """True when the range is complete and consistent."""
+        return not self.problems
+
+    def line(self) -> str:
+        """One line: the verdict, the counts and the first problems."""
+        counts = (f"{self.first}..{self.last}: {self.dates_listed} date(s) in the meta file, "
+                  f"{self.report_objects} report object(s), {self.report_rows} report rows")
+        waiting = f", waiting for source data: {', '.join(map(str, self.waiting))}" \
+            if self.waiting else ""
+        if self.ok:
+            return f"verify ok: {counts}{waiting}"
+        shown = "; ".join(self.problems[:3])
+        more = f" (and {len(self.problems) - 3} more)" if len(self.problems) > 3 else ""
+        return f"verify failed: {len(self.problems)} problem(s): {shown}{more}; {counts}"
+
+
+class RangeVerifier:
+    """Checks a range after a backfill: every date in the meta file once, every listed date's
+    report object holding the rows the meta file says, and no orphan report objects."""
+
+    def __init__(self, etl: XetraETL):
+        self.etl = etl
+
+    def verify(self, first: dt.date, last: dt.date) -> VerifyReport:
+        """Check `first`..`last`; the report's problems are empty when all holds."""
+        report = VerifyReport(first, last)
+        try:
+            # parse() rejects a date listed twice, so a loaded file lists each date once.
+            entries = self.etl.meta.load().entries
+        except MetaFileError as exc:
+            report.problems.append(str(exc))
+            return report
+        objects = {}
+        target = self.etl.target
+        for info in target.list_objects(self.etl.config.report.prefix):
+            match = self.etl.report_key_pattern.fullmatch(info.key)
+            if match:
+                objects[dt.date.fromisoformat(match.group(1))] = info.key
+        for day in date_range(first, last):
+            entry = entries.get(day)
+            if entry is None:
+                self._check_unlisted(day, objects.get(day), report)
+            else:
+                report.dates_listed += 1
+                self._check_listed(entry, objects.get(day), report)
+        return report
+
+    def _check_unlisted(self, day: dt.date, key: str | None, report: VerifyReport) -> None:
+        if key is not None:
+            report.problems.append(f"orphan report object {self.etl.target.describe(key)} "
+                                   f"(date {day} not in the meta file)")
+        if self.etl.reader.hourly_objects(day):
+            report.problems.append(f"date {day} has source objects but is not in the meta "
+                                   f"file")
+        else:
+            report.waiting.append(day)
+
+    def _check_listed(self, entry: MetaEntry, key: str | None, report: VerifyReport) -> None:
+        day = entry.source_date
+        if not entry.report_rows:  # written by an older tool: nothing to compare against
+            return
+        try:
+            expected = int(entry.report_rows)
+        except ValueError:
+            report.problems.append(f"date {day}: meta file report_rows {entry.report_rows!r} "
+                                   f"is not a number")
+            return
+        if expected == 0:
+            if key is not None:
+                report.problems.append(f"date {day}: meta file says no trades but "
+                                       f"{self.etl.target.describe(key)} exists")
+            return
+        key = entry.report_key or self.etl.report_key(day)
+        try:
+            data = self.etl.target.get_bytes(key)
+        except ObjectNotFound:
+            report.problems.append(f"date {day}: report object {self.etl.target.describe(key)} "
+                                   f"is missing (meta file says {expected} rows)")
+            return
+        try:
+            rows = rows_in_report(data, self.etl.config.report.format)
+        except (pa.ArrowInvalid, OSError) as exc:
+            report.problems.append(f"date {day}: {self.etl.target.describe(key)} is not a "
+                                   f"readable {self.etl.config.report.format} object ({exc})")
+            return
+        report.report_objects += 1
+        report.report_rows += rows
+        if rows != expected:
+            report.problems.append(f"date {day}: {self.etl.target.describe(key)} has {rows} "
+                                   f"rows, the meta file says {expected}")
