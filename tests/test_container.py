@@ -13,6 +13,7 @@ from typing import Callable
 
 import pandas as pd
 import pytest
+import yaml
 
 from tests.s3servers import SECRET_KEY, S3Server, upload_folder
 
@@ -48,36 +49,12 @@ def podman() -> Podman:
 
 
 def config_text(server: S3Server, source_bucket: str, target_bucket: str) -> str:
-    """A job config reading and writing buckets of the test server."""
-    return f"""\
-source:
-  url: s3://{source_bucket}/
-  endpoint_url: {server.endpoint_url}
-  region: us-east-1
-target:
-  url: s3://{target_bucket}/
-  endpoint_url: {server.endpoint_url}
-  region: us-east-1
-job:
-  first_date: "2017-06-27"
-  timezone: Europe/Berlin
-meta:
-  key: meta/report1/xetra_report1_meta_file.csv
-logging:
-  version: 1
-  disable_existing_loggers: false
-  formatters:
-    plain:
-      format: "%(levelname)s %(name)s: %(message)s"
-  handlers:
-    console:
-      class: logging.StreamHandler
-      formatter: plain
-      stream: ext://sys.stdout
-  root:
-    level: INFO
-    handlers: [console]
-"""
+    """The sample config (its logging included), reading and writing buckets of the server."""
+    raw = yaml.safe_load((REPO / "configs" / "xetra_sample.yml").read_text(encoding="utf-8"))
+    for side, bucket in (("source", source_bucket), ("target", target_bucket)):
+        raw[side] = {"url": f"s3://{bucket}/", "endpoint_url": server.endpoint_url,
+                     "region": "us-east-1"}
+    return yaml.safe_dump(raw)
 
 
 def run_container(podman: Podman, server: S3Server, config: Path,
@@ -142,8 +119,9 @@ def test_bad_config_exits_non_zero_with_a_clear_message(podman: Podman, seaweed:
     client = seaweed.client()
     client.create_bucket(Bucket="ct-bad-target")
     config = tmp_path / "xetra.yml"
-    text = config_text(seaweed, "ct-source", "ct-bad-target")
-    config.write_text(text + "report:\n  format: xlsx\n", encoding="utf-8")
+    raw = yaml.safe_load(config_text(seaweed, "ct-source", "ct-bad-target"))
+    raw["report"]["format"] = "xlsx"
+    config.write_text(yaml.safe_dump(raw), encoding="utf-8")
 
     result = run_container(podman, seaweed, config, "--to", "2017-07-04")
 
