@@ -164,10 +164,9 @@ class XetraETL:
         self.meta = MetaProcess(target, config.meta)
         self.history = PreviousTradingDays(self._closes_of, config.job.lookback_days)
         report = config.report
-        extension = report.format
         self.report_key_pattern = re.compile(
             rf"{re.escape(report.prefix + report.name)}_(\d{{4}}-\d{{2}}-\d{{2}})\."
-            rf"{extension}")
+            rf"{re.escape(report.format)}")
 
     def report_key(self, day: dt.date) -> str:
         """The deterministic key of a date's report object, so a rerun overwrites, never adds."""

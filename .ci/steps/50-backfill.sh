@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The parallel backfill as a user runs it: the local fan-out (plan, 3 slices at once, verify)
-# over the bundled sample into a temporary folder, as a user would run it.
+# over the bundled sample into a temporary folder.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 target="$(mktemp -d)"
