@@ -6,7 +6,8 @@ import json
 import pytest
 
 from xetra import cli
-from xetra.config import ConfigError, load_config
+from xetra.config import load_config
+from xetra.errors import ConfigError
 
 SAMPLE_CONFIG = "configs/xetra_sample.yml"
 
