@@ -68,6 +68,7 @@ class S3BucketConnector:
             raise self._error(exc, f"{action} {self.describe(key)}") from exc
 
     def _error(self, exc: Exception, where: str) -> StorageError:
+        """The job's error for a botocore error: one line naming `where` (action and URL)."""
         if isinstance(exc, ClientError):
             return self._client_error(exc, where)
         if isinstance(exc, (NoCredentialsError, PartialCredentialsError)):
