@@ -12,19 +12,18 @@ from typing import Callable, Iterator, Sequence
 
 import pyarrow as pa
 
-from xetra import transform
+from xetra import formats, transform
 from xetra.config import AppConfig
-from xetra.formats import (SOURCE_COLUMNS, TRADE_COLUMNS, ParsedSource, SourceFormatError,
+from xetra.errors import NeedsAllColumns, SourceFormatError
+from xetra.formats import (HEADER_ONLY_SIZES, SOURCE_COLUMNS, TRADE_COLUMNS, ParsedSource,
                            empty_source_table)
-from xetra.locks import GlobalLock, SliceLock
-from xetra.meta import MetaEntry, MetaProcess, MetaSnapshot, date_range, utc_now_iso
-from xetra.storage import ObjectStore, StorageError
+from xetra.jobcontrol import JobControl
+from xetra.meta import MetaProcess
+from xetra.storage import ObjectStore
 from xetra.transform import RowCounts
 
 logger = logging.getLogger(__name__)
 
-# A header-only object is this many bytes (LF or CRLF line end): no need to GET it.
-HEADER_ONLY_SIZES = frozenset({136, 137})
 # Days read (and their trades selected) ahead of the one being summarised and written: two
 # keep both cores busy (~10 % faster than one on a month, for ~60 MB more at peak).
 READ_AHEAD_DAYS = 2
@@ -89,9 +88,15 @@ class SourceReader:
         return [info for info in self.store.list_objects(f"{day.isoformat()}/")
                 if pattern.fullmatch(info.key.rsplit("/", 1)[-1])]
 
+    def read_object(self, key: str, columns: Sequence[str] = SOURCE_COLUMNS) -> ParsedSource:
+        """GET one source object and parse its `columns` (SourceFormatError if not a CSV)."""
+        # formats.parse_source_csv looked up at call time: the fault tests' wrappers patch it.
+        return formats.parse_source_csv(self.store.get_bytes(key), self.store.describe(key),
+                                        columns)
+
     def _read(self, key: str, columns: Sequence[str]) -> ParsedSource | str:
         try:
-            return self.store.read_csv(key, columns)
+            return self.read_object(key, columns)
         except SourceFormatError as exc:
             if not self.skip_bad_objects:
                 raise
@@ -159,19 +164,14 @@ class XetraETL:
     def __init__(self, source: ObjectStore, target: ObjectStore, config: AppConfig,
                  pool: ThreadPoolExecutor):
         self.config = config
-        self.target = target
         self.reader = SourceReader(source, pool, config.job.skip_bad_objects)
-        self.meta = MetaProcess(target, config.meta)
+        self.control = JobControl(target, config)
         self.history = PreviousTradingDays(self._closes_of, config.job.lookback_days)
-        report = config.report
-        self.report_key_pattern = re.compile(
-            rf"{re.escape(report.prefix + report.name)}_(\d{{4}}-\d{{2}}-\d{{2}})\."
-            rf"{re.escape(report.format)}")
 
-    def report_key(self, day: dt.date) -> str:
-        """The deterministic key of a date's report object, so a rerun overwrites, never adds."""
-        report = self.config.report
-        return f"{report.prefix}{report.name}_{day.isoformat()}.{report.format}"
+    @property
+    def meta(self) -> MetaProcess:
+        """The target's meta file."""
+        return self.control.meta
 
     def extract(self, day: dt.date) -> DaySource | None:
         """The date's source rows, or None when none of its hourly objects exist yet."""
@@ -183,13 +183,13 @@ class XetraETL:
             try:
                 source.selected = transform.select_trades(source.table, day, currencies,
                                                           source.malformed_rows)
-            except transform.NeedsAllColumns as exc:
+            except NeedsAllColumns as exc:
                 # Rare: read the day again with every column to find the exact duplicates.
                 logger.info("%s: %s; reading its objects again with all columns", day, exc)
                 full = self.reader.read_day(day, SOURCE_COLUMNS)
                 if full is None:
                     raise SourceFormatError(f"{day}: hourly objects vanished while the day "
-                                            f"was read") from None
+                                            f"was read") from exc
                 source.selected = transform.select_trades(full.table, day, currencies,
                                                           full.malformed_rows)
         return source.selected
@@ -227,93 +227,31 @@ class XetraETL:
         """Write the date's report object; no object for a date without trades."""
         if report.num_rows == 0:
             return ""
-        key = self.report_key(day)
-        self.target.write_table(
-            key, transform.with_output_names(report, self.config.report.columns),
-            self.config.report.format)
-        return key
-
-    def orphans(self, snapshot: MetaSnapshot, scope: set[dt.date] | None = None) -> list[str]:
-        """Report objects of dates the meta file does not list (left by a killed run).
-
-        `scope` limits this to some dates, for runs that share the target with others.
-        """
-        found = []
-        for info in self.target.list_objects(self.config.report.prefix):
-            match = self.report_key_pattern.fullmatch(info.key)
-            if match:
-                day = dt.date.fromisoformat(match.group(1))
-                if day not in snapshot.entries and (scope is None or day in scope):
-                    found.append(info.key)
-        return found
-
-    def remove_orphans(self, snapshot: MetaSnapshot, scope: set[dt.date] | None = None) -> int:
-        """Delete the orphans; returns how many."""
-        orphans = self.orphans(snapshot, scope)
-        for key in orphans:
-            logger.warning("removing orphan report object %s (date not in meta file)",
-                           self.target.describe(key))
-            self.target.delete(key)
-        return len(orphans)
+        return self.control.reports.write(
+            day, transform.with_output_names(report, self.config.report.columns))
 
     def plan(self, first: dt.date, last: dt.date) -> list[dt.date]:
         """Dates from `first` to `last` not yet in the meta file."""
-        return self.meta.pending_dates(self.meta.load(), first, last)
+        return self.control.pending(first, last)
 
     def etl_report1(self, first: dt.date, last: dt.date, slice_only: bool = False) -> RunSummary:
-        """Process every pending date from `first` to `last` under the run lock.
+        """Process every pending date from `first` to `last` under the run's lock.
 
-        `slice_only`: a backfill slice, run beside other slices (see xetra.locks): it locks
-        and cleans up only its own dates.
+        `slice_only`: a backfill slice, run beside other slices (see xetra.jobcontrol): it
+        locks and cleans up only its own dates.
         """
         started = time.monotonic()
         summary = RunSummary()
-        scope = set(date_range(first, last)) if slice_only else None
-        snapshot = self.meta.load()
-        if not self.meta.pending_dates(snapshot, first, last) and \
-                not self.orphans(snapshot, scope):
-            logger.info("nothing to do: every date from %s to %s is in the meta file", first,
-                        last)
-            summary.seconds = time.monotonic() - started
-            return summary
-        lock = SliceLock(self.target, self.config.meta, first, last) if slice_only \
-            else GlobalLock(self.target, self.config.meta)
-        lock.acquire()
-        try:
-            snapshot = self.meta.load()  # again: another run may have finished meanwhile
-            self.remove_orphans(snapshot, scope)
-            pending = self.meta.pending_dates(snapshot, first, last)
-            logger.info("%d date(s) to process from %s to %s", len(pending), first, last)
-            refreshed = time.monotonic()
-            with ThreadPoolExecutor(1, thread_name_prefix="xetra-commit") as committer:
-                committing: Future | None = None
-                for day, source in self._sources_ahead(pending):
-                    committing = self._process_day(day, summary, source, committer, committing)
-                    # A refresh is a conditional write (slow on some S3 servers): once a
-                    # quarter of the expiry has passed is often enough to keep the lock alive.
-                    if time.monotonic() - refreshed > self.config.meta.lock_ttl_seconds / 4:
-                        lock.refresh()
-                        refreshed = time.monotonic()
-                if committing is not None:
-                    committing.result()
-        finally:
-            lock.release()
+        with self.control.claim(first, last, slice_only) as claim, \
+                ThreadPoolExecutor(1, thread_name_prefix="xetra-commit") as committer:
+            committing: Future | None = None
+            for day, source in self._sources_ahead(claim.dates):
+                committing = self._process_day(day, summary, source, committer, committing)
+                claim.keep_alive()
+            if committing is not None:
+                committing.result()
         summary.seconds = time.monotonic() - started
         return summary
-
-    def _discard_unrecorded(self, day: dt.date, key: str) -> None:
-        """After a failed meta update, remove the date's new report object unless the meta
-        file lists the date after all (the write may have landed before the error)."""
-        if not key:
-            return
-        try:
-            if day not in self.meta.load().entries:
-                logger.warning("removing report object %s: its date could not be recorded",
-                               self.target.describe(key))
-                self.target.delete(key)
-        except StorageError as exc:
-            logger.warning("could not remove %s (%s); the next run removes it as an orphan",
-                           self.target.describe(key), exc)
 
     def _sources_ahead(self, days: list[dt.date]) -> Iterator[tuple[dt.date, DaySource | None]]:
         """Each day with its source, while the next READ_AHEAD_DAYS days are being read.
@@ -350,11 +288,7 @@ class XetraETL:
 
         def commit() -> None:
             key = self.load(day, report)
-            try:
-                self.meta.record([MetaEntry(day, utc_now_iso(), key, str(report.num_rows))])
-            except StorageError:
-                self._discard_unrecorded(day, key)
-                raise
+            self.control.record(day, key, report.num_rows)
             logger.info("%s: %d rows read, %d rows dropped, %d report rows -> %s", day,
                         counts.rows_read, counts.dropped, report.num_rows, key or "no trades")
             summary.processed.append(day)
