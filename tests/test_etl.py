@@ -1,13 +1,14 @@
 """XetraETL on hand-made days in local folders: look-back, batch invariance, job control."""
 import datetime as dt
-from concurrent.futures import ThreadPoolExecutor
 
 import boto3
 import pytest
-import yaml
 from moto import mock_aws
 
-from tests.builders import bar, write_day, write_no_trading_day
+from testkit.config import job_config
+from testkit.localetl import make_etl, report_of
+from testkit.paths import CONFIGS
+from testkit.sourcedata import bar, write_day, write_no_trading_day
 from xetra import transform
 from xetra.config import config_from_mapping
 from xetra.etl import PreviousTradingDays, RunSummary, SourceReader, XetraETL
@@ -27,24 +28,6 @@ def folders(tmp_path):
     return tmp_path / "source", tmp_path / "target"
 
 
-def make_etl(repo_root, folders, pool, **job):
-    """An XetraETL over local folders, with the production config otherwise."""
-    raw = yaml.safe_load((repo_root / "configs" / "xetra_report1.yml").read_text())
-    raw["source"] = {"url": str(folders[0])}
-    raw["target"] = {"url": str(folders[1])}
-    raw["job"].update(job)
-    config = config_from_mapping(raw)
-    return XetraETL(LocalStorage(folders[0]), LocalStorage(folders[1], create=True), config,
-                    pool)
-
-
-@pytest.fixture
-def pool():
-    """The read pool."""
-    with ThreadPoolExecutor(4) as executor:
-        yield executor
-
-
 def write_weekend_case(source):
     """Friday: SAP closes 100, BMW 50, ZERO 0; weekend header-only; Monday: SAP, ZERO, NEW."""
     write_day(source, FRIDAY, [bar(SAP, "09:00", 99.0, 101.0, 10),
@@ -60,15 +43,9 @@ def write_weekend_case(source):
               missing_hours=(3, 22))
 
 
-def report_of(target, day):
-    """The report rows written for `day`, as dicts."""
-    data = (target / "report1" / f"xetra_report1_{day}.parquet").read_bytes()
-    return deserialise_table(data, "parquet").to_pylist()
-
-
-def test_monday_compares_with_friday_even_when_run_alone(repo_root, folders, pool):
+def test_monday_compares_with_friday_even_when_run_alone(folders, pool):
     write_weekend_case(folders[0])
-    etl = make_etl(repo_root, folders, pool, first_date="2021-05-10")
+    etl = make_etl(folders, pool, first_date="2021-05-10")
     summary = etl.etl_report1(MONDAY, MONDAY)
     assert summary.processed == [MONDAY]
     rows = {row["isin"]: row for row in report_of(folders[1], MONDAY)}
@@ -81,14 +58,14 @@ def test_monday_compares_with_friday_even_when_run_alone(repo_root, folders, poo
     assert summary.counts.zero_volume == 1 and summary.report_rows == 3
 
 
-def test_day_after_holiday_and_lookback_limit(repo_root, folders, pool):
+def test_day_after_holiday_and_lookback_limit(folders, pool):
     thursday, easter_tuesday = D(2021, 4, 1), D(2021, 4, 6)
     write_day(folders[0], thursday, [bar(SAP, "09:00", 10.0, 20.0, 1)])
     for day in (D(2021, 4, 2), D(2021, 4, 3), D(2021, 4, 4), D(2021, 4, 5)):
         write_no_trading_day(folders[0], day)
     write_day(folders[0], easter_tuesday, [bar(SAP, "09:00", 20.0, 25.0, 1)])
     write_day(folders[0], D(2021, 4, 17), [bar(SAP, "09:00", 25.0, 30.0, 1)])
-    etl = make_etl(repo_root, folders, pool, first_date="2021-04-06")
+    etl = make_etl(folders, pool, first_date="2021-04-06")
     summary = etl.etl_report1(easter_tuesday, D(2021, 4, 17))
     assert report_of(folders[1], easter_tuesday)[0]["change_prev_closing_%"] == 25.0
     # 11 days after Easter Tuesday: beyond the 10-day look-back, so no comparison.
@@ -96,21 +73,20 @@ def test_day_after_holiday_and_lookback_limit(repo_root, folders, pool):
     assert D(2021, 4, 7) in summary.waiting  # no objects at all: not recorded, not skipped
 
 
-def test_batch_invariance_one_run_equals_day_by_day(repo_root, folders, pool, tmp_path):
+def test_batch_invariance_one_run_equals_day_by_day(folders, pool, tmp_path):
     write_weekend_case(folders[0])
-    make_etl(repo_root, folders, pool, first_date="2021-05-07").etl_report1(FRIDAY, MONDAY)
+    make_etl(folders, pool, first_date="2021-05-07").etl_report1(FRIDAY, MONDAY)
     other_target = tmp_path / "target2"
     for day in (MONDAY, FRIDAY, SATURDAY, SUNDAY):  # even in reverse order, one at a time
-        make_etl(repo_root, (folders[0], other_target), pool,
+        make_etl((folders[0], other_target), pool,
                  first_date="2021-05-07").etl_report1(day, day)
     for day in (FRIDAY, MONDAY):
         assert report_of(folders[1], day) == report_of(other_target, day)
 
 
-def test_rerun_processes_nothing_and_weekend_is_recorded_without_object(repo_root, folders,
-                                                                        pool):
+def test_rerun_processes_nothing_and_weekend_is_recorded_without_object(folders, pool):
     write_weekend_case(folders[0])
-    etl = make_etl(repo_root, folders, pool, first_date="2021-05-07")
+    etl = make_etl(folders, pool, first_date="2021-05-07")
     first = etl.etl_report1(FRIDAY, MONDAY)
     assert first.processed == [FRIDAY, SATURDAY, SUNDAY, MONDAY]
     assert first.report_keys == ["report1/xetra_report1_2021-05-07.parquet",
@@ -124,13 +100,12 @@ def test_rerun_processes_nothing_and_weekend_is_recorded_without_object(repo_roo
     assert entries[FRIDAY].report_rows == "3"
 
 
-def test_header_only_hours_are_not_read_and_minute_objects_are_ignored(repo_root, folders,
-                                                                       pool, monkeypatch):
+def test_header_only_hours_are_not_read_and_minute_objects_are_ignored(folders, pool, monkeypatch):
     write_weekend_case(folders[0])
     minute_object = folders[0] / "2021-05-11" / "2021-05-11_BINS_XETR0901.csv"
     minute_object.parent.mkdir()
     minute_object.write_text("whatever")
-    etl = make_etl(repo_root, folders, pool, first_date="2021-05-07")
+    etl = make_etl(folders, pool, first_date="2021-05-07")
     read = []
     original = LocalStorage.read_csv
     monkeypatch.setattr(LocalStorage, "read_csv",
@@ -145,9 +120,9 @@ def test_header_only_hours_are_not_read_and_minute_objects_are_ignored(repo_root
     assert summary.waiting == [D(2021, 5, 11)]  # only a per-minute object: not complete yet
 
 
-def test_orphan_report_objects_are_removed(repo_root, folders, pool):
+def test_orphan_report_objects_are_removed(folders, pool):
     write_weekend_case(folders[0])
-    etl = make_etl(repo_root, folders, pool, first_date="2021-05-07")
+    etl = make_etl(folders, pool, first_date="2021-05-07")
     target = LocalStorage(folders[1])
     target.put_bytes("report1/xetra_report1_2021-05-06.parquet", b"orphan of a killed run")
     target.put_bytes("report1/someone_elses_file.parquet", b"keep")
@@ -161,9 +136,9 @@ def test_orphan_report_objects_are_removed(repo_root, folders, pool):
     assert etl.remove_orphans(snapshot) == 1
 
 
-def test_a_held_lock_stops_the_run_before_any_write(repo_root, folders, pool):
+def test_a_held_lock_stops_the_run_before_any_write(folders, pool):
     write_weekend_case(folders[0])
-    etl = make_etl(repo_root, folders, pool, first_date="2021-05-07")
+    etl = make_etl(folders, pool, first_date="2021-05-07")
     other = RunLock(LocalStorage(folders[1], create=True), etl.config.meta.lock_key, 600)
     other.acquire()
     with pytest.raises(LockHeldError):
@@ -172,25 +147,25 @@ def test_a_held_lock_stops_the_run_before_any_write(repo_root, folders, pool):
         [etl.config.meta.lock_key]
 
 
-def test_bad_object_stops_or_is_skipped_by_config(repo_root, folders, pool):
+def test_bad_object_stops_or_is_skipped_by_config(folders, pool):
     write_weekend_case(folders[0])
     bad_key = folders[0] / "2021-05-10" / "2021-05-10_BINS_XETR12.csv"
     bad_key.write_bytes(b"")
-    etl = make_etl(repo_root, folders, pool, first_date="2021-05-07")
+    etl = make_etl(folders, pool, first_date="2021-05-07")
     with pytest.raises(SourceFormatError, match="2021-05-10_BINS_XETR12.csv: empty object"):
         etl.etl_report1(MONDAY, MONDAY)
     assert not (folders[1] / "report1").exists()
     assert MONDAY not in etl.meta.load().dates
-    skipping = make_etl(repo_root, folders, pool, first_date="2021-05-07", skip_bad_objects=True)
+    skipping = make_etl(folders, pool, first_date="2021-05-07", skip_bad_objects=True)
     summary = skipping.etl_report1(MONDAY, MONDAY)
     assert summary.skipped_objects == ["2021-05-10/2021-05-10_BINS_XETR12.csv"]
     assert "skipped bad objects: 2021-05-10/2021-05-10_BINS_XETR12.csv" in summary.line()
     assert len(report_of(folders[1], MONDAY)) == 3
 
 
-def test_plan_lists_pending_dates(repo_root, folders, pool):
+def test_plan_lists_pending_dates(folders, pool):
     write_weekend_case(folders[0])
-    etl = make_etl(repo_root, folders, pool, first_date="2021-05-07")
+    etl = make_etl(folders, pool, first_date="2021-05-07")
     etl.meta.record([MetaEntry(SATURDAY, "2021-05-11T00:00:00+00:00")])
     assert etl.plan(FRIDAY, MONDAY) == [FRIDAY, SUNDAY, MONDAY]
 
@@ -233,7 +208,7 @@ def test_summary_line_names_everything():
 
 
 @pytest.mark.usefixtures("aws_env")
-def test_extract_transform_load_and_meta_on_s3(repo_root, tmp_path, pool):
+def test_extract_transform_load_and_meta_on_s3(tmp_path, pool):
     write_weekend_case(tmp_path)
     with mock_aws():
         client = boto3.client("s3", region_name="us-east-1")
@@ -241,9 +216,10 @@ def test_extract_transform_load_and_meta_on_s3(repo_root, tmp_path, pool):
             client.create_bucket(Bucket=bucket)
         for path in sorted(tmp_path.rglob("*.csv")):
             client.upload_file(str(path), "xetra-source", path.relative_to(tmp_path).as_posix())
-        raw = yaml.safe_load((repo_root / "configs" / "xetra_report1.yml").read_text())
-        raw["source"] = {"url": "s3://xetra-source/", "region": "us-east-1"}
-        raw["target"] = {"url": "s3://xetra-target/", "region": "us-east-1"}
+        raw = job_config("s3://xetra-source/", "s3://xetra-target/",
+                         base=CONFIGS / "xetra_report1.yml")
+        for side in ("source", "target"):
+            raw[side]["region"] = "us-east-1"
         config = config_from_mapping(raw)
         source = S3BucketConnector(config.source, config.s3)
         target = S3BucketConnector(config.target, config.s3)

@@ -5,7 +5,7 @@ import gzip
 import pyarrow as pa
 import pytest
 
-from tests.builders import HEADER, Bar, bar, csv_bytes
+from testkit.sourcedata import HEADER, Bar, bar, csv_bytes
 from xetra import formats
 
 DAY = dt.date(2022, 4, 7)

@@ -6,7 +6,7 @@ import pyarrow as pa
 import pytest
 from moto import mock_aws
 
-from tests.builders import bar, csv_bytes
+from testkit.sourcedata import bar, csv_bytes
 from xetra.config import S3ClientSettings, StorageLocation
 from xetra.formats import deserialise_table
 from xetra.s3 import S3BucketConnector

@@ -1,16 +1,15 @@
 """The streaming job (day by day, next day read ahead) equals a read-everything-at-once path."""
 import datetime as dt
-from concurrent.futures import ThreadPoolExecutor
 
 import pandas as pd
 import pyarrow as pa
 import pytest
 
-from benchmarks import synthetic
-from tests.builders import HEADER, Bar, bar, write_day
-from tests.reference import COLUMNS, reference_report
 from tests.test_formats import REAL_2022_ROW
-from tests.test_etl import make_etl, report_of
+from testkit import synthetic
+from testkit.localetl import make_etl, report_of
+from testkit.reference import COLUMNS, reference_report
+from testkit.sourcedata import HEADER, Bar, bar, write_day
 from xetra import cli, transform
 from xetra import etl as etl_module
 from xetra import formats
@@ -21,18 +20,11 @@ from xetra.storage import StorageError
 FIRST, LAST = dt.date(2021, 3, 24), dt.date(2021, 4, 9)  # Easter, DST, weekends
 
 
-@pytest.fixture(name="pool")
-def pool_fixture():
-    """The read pool."""
-    with ThreadPoolExecutor(4) as executor:
-        yield executor
-
-
-def test_synthetic_weeks_equal_the_all_at_once_pandas_reference(repo_root, tmp_path, pool):
+def test_synthetic_weeks_equal_the_all_at_once_pandas_reference(tmp_path, pool):
     source, target = tmp_path / "source", tmp_path / "target"
     synthetic.generate(source, FIRST - dt.timedelta(days=3), LAST, isins=120,
                        rows_per_day=3000, seed=11)
-    etl = make_etl(repo_root, (source, target), pool, first_date=str(FIRST))
+    etl = make_etl((source, target), pool, first_date=str(FIRST))
     summary = etl.etl_report1(FIRST, LAST)
     assert summary.processed == [FIRST + dt.timedelta(days=i) for i in range(17)]
     written = sorted((target / "report1").glob("*.parquet"))
@@ -46,13 +38,13 @@ def test_synthetic_weeks_equal_the_all_at_once_pandas_reference(repo_root, tmp_p
     assert summary.counts.zero_volume > 0 and summary.counts.other_currency > 0
 
 
-def test_a_bad_next_day_fails_only_at_its_turn(repo_root, tmp_path, pool):
+def test_a_bad_next_day_fails_only_at_its_turn(tmp_path, pool):
     source, target = tmp_path / "source", tmp_path / "target"
     day1, day2 = dt.date(2021, 5, 10), dt.date(2021, 5, 11)
     write_day(source, day1, [bar("DE0007164600", "09:00", 10.0, 11.0, 5)])
     write_day(source, day2, [bar("DE0007164600", "09:00", 11.0, 12.0, 5)])
     (source / "2021-05-11" / "2021-05-11_BINS_XETR12.csv").write_bytes(b"")
-    etl = make_etl(repo_root, (source, target), pool, first_date="2021-05-10")
+    etl = make_etl((source, target), pool, first_date="2021-05-10")
     with pytest.raises(SourceFormatError, match="2021-05-11_BINS_XETR12.csv: empty object"):
         etl.etl_report1(day1, day2)
     # The first day was read ahead of nothing and committed before the second day's error.
@@ -61,12 +53,12 @@ def test_a_bad_next_day_fails_only_at_its_turn(repo_root, tmp_path, pool):
     assert not (target / "report1" / "xetra_report1_2021-05-11.parquet").exists()
 
 
-def test_every_day_is_read_once(repo_root, tmp_path, pool):
+def test_every_day_is_read_once(tmp_path, pool):
     source, target = tmp_path / "source", tmp_path / "target"
     days = [dt.date(2021, 5, 10) + dt.timedelta(days=i) for i in range(3)]
     for number, day in enumerate(days):
         write_day(source, day, [bar("DE0007164600", "09:00", 10.0, 10.0 + number, 5)])
-    etl = make_etl(repo_root, (source, target), pool, first_date="2021-05-10")
+    etl = make_etl((source, target), pool, first_date="2021-05-10")
     listed = []
     original = etl.reader.store.list_objects
     etl.reader.store.list_objects = lambda prefix: listed.append(prefix) or original(prefix)
@@ -104,8 +96,7 @@ def test_lean_memory_pool_is_jemalloc_unless_the_build_lacks_it(monkeypatch):
         pa.set_memory_pool(before)
 
 
-def test_lock_is_refreshed_once_a_quarter_of_its_expiry_has_passed(repo_root, tmp_path, pool,
-                                                                   monkeypatch):
+def test_lock_is_refreshed_once_a_quarter_of_its_expiry_has_passed(tmp_path, pool, monkeypatch):
     source, target = tmp_path / "source", tmp_path / "target"
     days = [dt.date(2021, 5, 10) + dt.timedelta(days=i) for i in range(4)]
     for day in days:
@@ -123,13 +114,13 @@ def test_lock_is_refreshed_once_a_quarter_of_its_expiry_has_passed(repo_root, tm
             cls.now += 100
             return cls.now
     monkeypatch.setattr(etl_module, "time", Clock)
-    etl = make_etl(repo_root, (source, target), pool, first_date="2021-05-10")
+    etl = make_etl((source, target), pool, first_date="2021-05-10")
     etl.etl_report1(days[0], days[-1])
     # Readings: start 100, loop start 200, after each day 300, 400, 500 (> 200 + 225 s:
     # refresh, new mark 600), 700; ttl 900 s, so one refresh where every day used to do one.
     assert refreshes == ["meta/report1/xetra_report1.lock"]
     assert etl.meta.load().dates == set(days)
-    fast = make_etl(repo_root, (tmp_path / "source", tmp_path / "target2"), pool,
+    fast = make_etl((tmp_path / "source", tmp_path / "target2"), pool,
                     first_date="2021-05-10")
     monkeypatch.undo()
     refreshes.clear()
@@ -154,7 +145,7 @@ def test_parsing_only_the_trade_columns_keeps_every_row_and_count():
     assert formats.empty_source_table(formats.TRADE_COLUMNS).schema == narrow.table.schema
 
 
-def test_same_minute_trades_are_told_apart_with_all_columns(repo_root, tmp_path, pool):
+def test_same_minute_trades_are_told_apart_with_all_columns(tmp_path, pool):
     source, target = tmp_path / "source", tmp_path / "target"
     day = dt.date(2021, 5, 10)
     sap = "DE0007164600"
@@ -162,7 +153,7 @@ def test_same_minute_trades_are_told_apart_with_all_columns(repo_root, tmp_path,
     write_day(source, day, [bar(sap, "09:00", 10.0, 11.0, 5), bar(sap, "09:00", 10.0, 11.0, 5),
                             Bar(sap, "09:01", "11", "13", "11", "12", "7", desc="A"),
                             Bar(sap, "09:01", "11", "13", "11", "12", "7", desc="B")])
-    etl = make_etl(repo_root, (source, target), pool, first_date="2021-05-10")
+    etl = make_etl((source, target), pool, first_date="2021-05-10")
     narrow = etl.extract(day)
     assert "SecurityDesc" not in narrow.table.column_names
     with pytest.raises(transform.NeedsAllColumns, match="SecurityDesc"):
@@ -174,13 +165,12 @@ def test_same_minute_trades_are_told_apart_with_all_columns(repo_root, tmp_path,
             row["daily_traded_volume"]) == (10.0, 12.0, 13.0, 5 + 7 + 7)
 
 
-def test_a_failed_write_stops_the_run_and_later_days_are_not_committed(repo_root, tmp_path,
-                                                                       pool):
+def test_a_failed_write_stops_the_run_and_later_days_are_not_committed(tmp_path, pool):
     source, target = tmp_path / "source", tmp_path / "target"
     days = [dt.date(2021, 5, 10) + dt.timedelta(days=i) for i in range(4)]
     for day in days:
         write_day(source, day, [bar("DE0007164600", "09:00", 10.0, 11.0, 5)])
-    etl = make_etl(repo_root, (source, target), pool, first_date="2021-05-10")
+    etl = make_etl((source, target), pool, first_date="2021-05-10")
     original = etl.load
 
     def load(day, report):

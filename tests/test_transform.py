@@ -4,7 +4,7 @@ import datetime as dt
 import pyarrow as pa
 import pytest
 
-from tests.builders import Bar, bar, csv_bytes
+from testkit.sourcedata import Bar, bar, csv_bytes
 from xetra import transform
 from xetra.formats import parse_source_csv
 

@@ -1,7 +1,7 @@
 """SIGKILL at every stage of a run, then rerun: every date exactly once, meta consistent, no
 orphan report object, no temporary file left, and the killed run's lock handled clearly.
 
-The killed run is a separate process started through tests/faults/killwrap.py; the reruns run
+The killed run is a separate process started through testkit.processes; the reruns run
 in-process right after it. The lock's expiry (meta.lock_ttl_seconds) is 4 s here.
 """
 from __future__ import annotations
@@ -9,14 +9,15 @@ from __future__ import annotations
 import datetime as dt
 import json
 import time
-from pathlib import Path
 
 import pytest
 
-from tests.faults.common import (D1, D2, D3, LOCK_KEY, META_KEY, Job, assert_converged,
-                                 meta_rows, report_key)
+from testkit.jobs import Job
+from testkit.processes import kill_at_stage
+from testkit.targets import LOCK_KEY, META_KEY, meta_rows, report_key
+from testkit.threedays import D1, D2, D3, assert_converged
 
-KILLWRAP = Path(__file__).with_name("killwrap.py")
+
 TTL = 4
 
 # What the target holds right after the kill at D2 (D1 was fully done before).
@@ -50,8 +51,7 @@ def kill_and_recover(job: Job, stage: str, other_pod: bool = False) -> None:
     """
     job.config["meta"]["lock_ttl_seconds"] = TTL
     job.write()
-    killed = job.run_process("--to", D3, wrapper=KILLWRAP, other_pod=other_pod,
-                             env={"XETRA_KILL_AT": f"{stage}:{D2}"})
+    killed = job.run_process("--to", D3, other_pod=other_pod, env=kill_at_stage(stage, D2))
     assert killed.code == (128 + 9 if other_pod else -9), killed  # died by SIGKILL
     left = visible(job.target.objects())
     if stage == "extract":
@@ -130,8 +130,7 @@ def test_kill_during_meta_write_leaves_a_temporary_file_the_next_write_removes(l
     meta file; the next write into that folder removes it."""
     local_job.config["meta"]["lock_ttl_seconds"] = TTL
     local_job.write()
-    killed = local_job.run_process("--to", D3, wrapper=KILLWRAP,
-                                   env={"XETRA_KILL_AT": f"meta_write:{D2}"})
+    killed = local_job.run_process("--to", D3, env=kill_at_stage("meta_write", D2))
     assert killed.code == -9, killed
     temporary = [key for key in local_job.target.objects() if "/.tmp-" in key]
     assert len(temporary) == 1 and temporary[0].startswith("meta/report1/.tmp-")
