@@ -8,7 +8,8 @@ from moto import mock_aws
 from testkit.config import job_config
 from testkit.localetl import make_etl, report_of
 from testkit.paths import CONFIGS
-from testkit.sourcedata import bar, write_day, write_no_trading_day
+from testkit.sourcedata import Bar, bar, write_day, write_no_trading_day
+from xetra import etl as etl_module
 from xetra import transform
 from xetra.config import config_from_mapping
 from xetra.etl import PreviousTradingDays, RunSummary, SourceReader, XetraETL
@@ -242,3 +243,56 @@ def test_extract_transform_load_and_meta_on_s3(tmp_path, pool):
         assert [line.split(",")[0] for line in meta] == [
             "source_date", "2021-05-07", "2021-05-08", "2021-05-09", "2021-05-10"]
         assert target.get_versioned(config.meta.lock_key) is None  # released
+
+
+def test_lock_is_refreshed_once_a_quarter_of_its_expiry_has_passed(tmp_path, pool, monkeypatch):
+    source, target = tmp_path / "source", tmp_path / "target"
+    days = [dt.date(2021, 5, 10) + dt.timedelta(days=i) for i in range(4)]
+    for day in days:
+        write_day(source, day, [bar("DE0007164600", "09:00", 10.0, 11.0, 5)])
+    refreshes = []
+    monkeypatch.setattr(RunLock, "refresh", lambda self: refreshes.append(self.key))
+
+    class Clock:  # pylint: disable=too-few-public-methods
+        """etl's clock: every reading is 100 s after the one before."""
+        now = 0.0
+
+        @classmethod
+        def monotonic(cls) -> float:
+            """The next reading."""
+            cls.now += 100
+            return cls.now
+    monkeypatch.setattr(etl_module, "time", Clock)
+    etl = make_etl((source, target), pool, first_date="2021-05-10")
+    etl.etl_report1(days[0], days[-1])
+    # Readings: start 100, loop start 200, after each day 300, 400, 500 (> 200 + 225 s:
+    # refresh, new mark 600), 700; ttl 900 s, so one refresh in four days, not one a day.
+    assert refreshes == ["meta/report1/xetra_report1.lock"]
+    assert etl.meta.load().dates == set(days)
+    fast = make_etl((tmp_path / "source", tmp_path / "target2"), pool,
+                    first_date="2021-05-10")
+    monkeypatch.undo()
+    refreshes.clear()
+    monkeypatch.setattr(RunLock, "refresh", lambda self: refreshes.append(self.key))
+    fast.etl_report1(days[0], days[-1])
+    assert not refreshes  # four quick days: the lock is far from expiring
+
+
+def test_same_minute_trades_are_told_apart_with_all_columns(tmp_path, pool):
+    source, target = tmp_path / "source", tmp_path / "target"
+    day = dt.date(2021, 5, 10)
+    sap = "DE0007164600"
+    # 09:00 twice exactly (counts once), and 09:01 twice with different descriptions (both).
+    write_day(source, day, [bar(sap, "09:00", 10.0, 11.0, 5), bar(sap, "09:00", 10.0, 11.0, 5),
+                            Bar(sap, "09:01", "11", "13", "11", "12", "7", desc="A"),
+                            Bar(sap, "09:01", "11", "13", "11", "12", "7", desc="B")])
+    etl = make_etl((source, target), pool, first_date="2021-05-10")
+    narrow = etl.extract(day)
+    assert "SecurityDesc" not in narrow.table.column_names
+    with pytest.raises(transform.NeedsAllColumns, match="SecurityDesc"):
+        transform.select_trades(narrow.table, day, ["EUR"])
+    summary = etl.etl_report1(day, day)
+    assert (summary.counts.rows_read, summary.counts.duplicate) == (4, 1)
+    row = report_of(target, day)[0]
+    assert (row["opening_price_eur"], row["closing_price_eur"], row["maximum_price_eur"],
+            row["daily_traded_volume"]) == (10.0, 12.0, 13.0, 5 + 7 + 7)

@@ -1,20 +1,14 @@
 """The streaming job (day by day, next day read ahead) equals a read-everything-at-once path."""
 import datetime as dt
 
-import pandas as pd
 import pyarrow as pa
 import pytest
 
-from tests.test_formats import REAL_2022_ROW
 from testkit import synthetic
 from testkit.localetl import make_etl, report_of
 from testkit.reference import COLUMNS, reference_report
-from testkit.sourcedata import HEADER, Bar, bar, write_day
-from xetra import cli, transform
-from xetra import etl as etl_module
-from xetra import formats
+from testkit.sourcedata import bar, write_day
 from xetra.formats import SourceFormatError, deserialise_table
-from xetra.meta import RunLock
 from xetra.storage import StorageError
 
 FIRST, LAST = dt.date(2021, 3, 24), dt.date(2021, 4, 9)  # Easter, DST, weekends
@@ -70,101 +64,6 @@ def test_every_day_is_read_once(tmp_path, pool):
     assert report_of(target, days[2])[0]["change_prev_closing_%"] == 9.09  # (12 - 11) / 11
 
 
-def test_same_minute_check_finds_what_a_plain_count_finds():
-    def trades(rows):
-        return pa.table({"ISIN": [r[0] for r in rows], "Time": [r[1] for r in rows]})
-    unique = [("DE0007164600", "09:00"), ("DE0007164600", "09:01"), ("DE0005190003", "09:00"),
-              ("DE0005190003", "23:59"), ("DE0005190003", "00:00")]
-    repeated = unique + [("DE0005190003", "09:00")]
-    for rows in (unique, repeated, unique[:1], []):
-        plain = not pd.DataFrame(rows, columns=["ISIN", "Time"]).duplicated().any()
-        assert transform._minutes_are_unique(trades(rows)) is plain  # pylint: disable=W0212
-
-
-def test_lean_memory_pool_is_jemalloc_unless_the_build_lacks_it(monkeypatch):
-    before = pa.default_memory_pool()
-    try:
-        def missing():
-            raise NotImplementedError("built without jemalloc")
-        monkeypatch.setattr(pa, "jemalloc_memory_pool", missing)
-        cli.use_lean_memory_pool()
-        assert pa.default_memory_pool().backend_name == before.backend_name
-        monkeypatch.undo()
-        cli.use_lean_memory_pool()
-        assert pa.default_memory_pool().backend_name == "jemalloc"
-    finally:
-        pa.set_memory_pool(before)
-
-
-def test_lock_is_refreshed_once_a_quarter_of_its_expiry_has_passed(tmp_path, pool, monkeypatch):
-    source, target = tmp_path / "source", tmp_path / "target"
-    days = [dt.date(2021, 5, 10) + dt.timedelta(days=i) for i in range(4)]
-    for day in days:
-        write_day(source, day, [bar("DE0007164600", "09:00", 10.0, 11.0, 5)])
-    refreshes = []
-    monkeypatch.setattr(RunLock, "refresh", lambda self: refreshes.append(self.key))
-
-    class Clock:  # pylint: disable=too-few-public-methods
-        """etl's clock: every reading is 100 s after the one before."""
-        now = 0.0
-
-        @classmethod
-        def monotonic(cls) -> float:
-            """The next reading."""
-            cls.now += 100
-            return cls.now
-    monkeypatch.setattr(etl_module, "time", Clock)
-    etl = make_etl((source, target), pool, first_date="2021-05-10")
-    etl.etl_report1(days[0], days[-1])
-    # Readings: start 100, loop start 200, after each day 300, 400, 500 (> 200 + 225 s:
-    # refresh, new mark 600), 700; ttl 900 s, so one refresh where every day used to do one.
-    assert refreshes == ["meta/report1/xetra_report1.lock"]
-    assert etl.meta.load().dates == set(days)
-    fast = make_etl((tmp_path / "source", tmp_path / "target2"), pool,
-                    first_date="2021-05-10")
-    monkeypatch.undo()
-    refreshes.clear()
-    monkeypatch.setattr(RunLock, "refresh", lambda self: refreshes.append(self.key))
-    fast.etl_report1(days[0], days[-1])
-    assert not refreshes  # four quick days: the lock is far from expiring
-
-
-def test_parsing_only_the_trade_columns_keeps_every_row_and_count():
-    rows = [REAL_2022_ROW, "DE0007164600,SAP,x,Common stock,EUR,1,2022-04-07,15:20,abc,1,1,1,5,1",
-            "DE0007164600,SAP,too,few,fields"]
-    data = (HEADER + "\n" + "\n".join(rows) + "\n").encode()
-    full = formats.parse_source_csv(data, "k.csv")
-    narrow = formats.parse_source_csv(data, "k.csv", formats.TRADE_COLUMNS)
-    assert narrow.table.column_names == ["ISIN", "Currency", "Date", "Time", "StartPrice",
-                                         "MaxPrice", "MinPrice", "EndPrice", "TradedVolume"]
-    assert (narrow.rows_read, narrow.malformed_rows) == (full.rows_read, full.malformed_rows) \
-        == (3, 1)
-    # "abc" is no price: the tolerant path nulls it in the narrow read as in the full one.
-    assert narrow.table["StartPrice"].to_pylist() == [110.1, None]
-    assert narrow.table.equals(full.table.select(narrow.table.column_names))
-    assert formats.empty_source_table(formats.TRADE_COLUMNS).schema == narrow.table.schema
-
-
-def test_same_minute_trades_are_told_apart_with_all_columns(tmp_path, pool):
-    source, target = tmp_path / "source", tmp_path / "target"
-    day = dt.date(2021, 5, 10)
-    sap = "DE0007164600"
-    # 09:00 twice exactly (counts once), and 09:01 twice with different descriptions (both).
-    write_day(source, day, [bar(sap, "09:00", 10.0, 11.0, 5), bar(sap, "09:00", 10.0, 11.0, 5),
-                            Bar(sap, "09:01", "11", "13", "11", "12", "7", desc="A"),
-                            Bar(sap, "09:01", "11", "13", "11", "12", "7", desc="B")])
-    etl = make_etl((source, target), pool, first_date="2021-05-10")
-    narrow = etl.extract(day)
-    assert "SecurityDesc" not in narrow.table.column_names
-    with pytest.raises(transform.NeedsAllColumns, match="SecurityDesc"):
-        transform.select_trades(narrow.table, day, ["EUR"])
-    summary = etl.etl_report1(day, day)
-    assert (summary.counts.rows_read, summary.counts.duplicate) == (4, 1)
-    row = report_of(target, day)[0]
-    assert (row["opening_price_eur"], row["closing_price_eur"], row["maximum_price_eur"],
-            row["daily_traded_volume"]) == (10.0, 12.0, 13.0, 5 + 7 + 7)
-
-
 def test_a_failed_write_stops_the_run_and_later_days_are_not_committed(tmp_path, pool):
     source, target = tmp_path / "source", tmp_path / "target"
     days = [dt.date(2021, 5, 10) + dt.timedelta(days=i) for i in range(4)]
@@ -183,10 +82,3 @@ def test_a_failed_write_stops_the_run_and_later_days_are_not_committed(tmp_path,
     assert etl.meta.load().dates == {days[0]}
     assert sorted(p.name for p in (target / "report1").iterdir()) == \
         ["xetra_report1_2021-05-10.parquet"]  # at most the failed day's own write is lost
-
-
-def test_time_order_is_a_stable_sort_of_the_time_strings():
-    times = ["09:01", "08:59", "09:01", "23:00", "00:00", "08:59", "09:01"]
-    chunked = pa.chunked_array([times[:3], times[3:]])
-    expected = sorted(range(len(times)), key=lambda i: times[i])  # Python's sort is stable
-    assert transform._time_order(chunked).to_pylist() == expected  # pylint: disable=W0212
