@@ -16,6 +16,7 @@ Kill stages (XETRA_TEST_KILL_AT=STAGE:DATE):
 """
 from __future__ import annotations
 
+import functools
 import importlib
 import os
 import runpy
@@ -34,7 +35,11 @@ START_AT = "XETRA_TEST_START_AT"
 FAULT_VARIABLES = (KILL_AT, KILL_CALL, CALL_DELAY, START_AT)
 META_NAME = "xetra_report1_meta_file.csv"
 # A shell as the namespace's PID 1, so that the job is an ordinary process SIGKILL can stop.
-OTHER_POD = ("unshare", "--pid", "--fork", "--mount-proc", "sh", "-c", '"$@"; exit $?', "sh")
+# A user namespace of its own lets an ordinary user create the PID and mount namespaces.
+OTHER_POD = ("unshare", "--user", "--map-root-user", "--pid", "--fork", "--mount-proc",
+             "sh", "-c", '"$@"; exit $?', "sh")
+OTHER_POD_NEEDS = ("a PID namespace of its own: unshare with unprivileged user namespaces "
+                   "(kernel.unprivileged_userns_clone=1, user.max_user_namespaces > 0)")
 
 
 def kill_at_stage(stage: str, day: str) -> dict[str, str]:
@@ -74,12 +79,23 @@ def job_command(*args: str, env: dict[str, str] | None = None,
     return [sys.executable, str(script), *args]
 
 
+@functools.lru_cache(maxsize=1)
+def other_pod_supported() -> bool:
+    """Whether this user may run a process in a PID namespace of its own (tried once)."""
+    try:
+        done = subprocess.run([*OTHER_POD, "true"], capture_output=True, timeout=30,
+                              check=False)
+    except (OSError, subprocess.TimeoutExpired):
+        return False
+    return done.returncode == 0
+
+
 def run_job(*args: str, env: dict[str, str] | None = None, other_pod: bool = False,
             cwd: Path = REPO, timeout: float = 240,
             script: Path = REPO / "run.py") -> subprocess.CompletedProcess:
     """Run `python run.py ARGS` (or another `script`) as a subprocess, as a user would; with
     a fault armed by `env`, through this module's wrapper; with `other_pod`, in a PID
-    namespace of its own."""
+    namespace of its own (check `other_pod_supported` first)."""
     command = job_command(*args, env=env, script=script)
     if other_pod:
         command = [*OTHER_POD, *command]
