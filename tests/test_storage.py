@@ -6,7 +6,7 @@ import pyarrow as pa
 import pytest
 from moto import mock_aws
 
-from tests.builders import bar, csv_bytes
+from testkit.sourcedata import bar, csv_bytes
 from xetra.config import S3ClientSettings, StorageLocation
 from xetra.errors import ObjectNotFound, PreconditionFailed, StorageError
 from xetra.formats import deserialise_table, parse_source_csv, serialise_table
