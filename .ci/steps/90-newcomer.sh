@@ -32,10 +32,20 @@ fi
 WORK=${NEWCOMER_WORK:-$(mktemp -d /var/tmp/xetra-newcomer.XXXXXX)}
 mkdir -p "$WORK"
 MOUNTED=()
+# Processes the commands left running inside ROOT (none, normally) would keep it busy.
+stop_processes_in() {
+  local proc
+  for proc in /proc/[0-9]*; do
+    [ "$(readlink "$proc/root" 2>/dev/null)" = "$1" ] && kill -KILL "${proc#/proc/}" 2>/dev/null
+  done
+  return 0
+}
+
 cleanup() {
   local i
   for ((i = ${#MOUNTED[@]} - 1; i >= 0; i--)); do
     mountpoint -q "${MOUNTED[i]}" || continue
+    stop_processes_in "${MOUNTED[i]}"
     umount -R "${MOUNTED[i]}" 2>/dev/null || umount -R -l "${MOUNTED[i]}" || true
   done
   # Never delete through a mount that is still there (/dev of the machine, say).
@@ -61,7 +71,8 @@ make_root() {
   mmdebstrap --quiet --variant=minbase \
     --include=python3,python3-pip,python3-venv,ca-certificates,git,passwd \
     --hook-dir=/usr/share/mmdebstrap/hooks/merged-usr "${HOOKS[@]}" \
-    "$suite" "$root" "$MIRROR"
+    "$suite" "$root" "$MIRROR" >"$WORK/$suite-mmdebstrap.log" 2>&1 ||
+    { tail -n 30 "$WORK/$suite-mmdebstrap.log"; return 1; }
   mount --bind "$root" "$root"   # a mount point, so `unshare --mount` works inside
   MOUNTED+=("$root")
   mount -t proc proc "$root/proc"
@@ -117,6 +128,7 @@ for suite in $SUITES; do
       fi
     done
   done
+  stop_processes_in "$root"
   umount -R "$root"
   rm -rf --one-file-system "$root"
 done
