@@ -61,7 +61,7 @@ def s3_report(client, bucket: str) -> pd.DataFrame:
 
 
 def assert_same_report(actual: pd.DataFrame, wanted: pd.DataFrame) -> None:
-    """Equal rows; the % change may differ only at an exact rounding tie (SPEC)."""
+    """Equal rows; the % change may differ only at an exact rounding tie (CONTRACT.md §2.2)."""
     assert list(actual.columns) == list(wanted.columns)
     assert len(actual) == len(wanted)
     for column in wanted.columns:
