@@ -119,12 +119,10 @@ for suite in $SUITES; do
     clone_into "$root" "$home" "$user"
     for n in 1 2; do
       logfile="$WORK/$suite-$user-$n.log"
-      if ! run_as "$root" "$user" "$home" "$logfile" "${COMMANDS[n - 1]}"; then
-        failed=1
-        continue
-      fi
+      run_as "$root" "$user" "$home" "$logfile" "${COMMANDS[n - 1]}" || failed=1
       if [ "$n" = 2 ]; then
-        grep -E '^=+ .*(passed|failed).* =+$' "$logfile" | tail -n 1 | sed 's/^/      pytest: /'
+        grep -E '^=+ .*(passed|failed).* =+$' "$logfile" | tail -n 1 |
+          sed "s/^/      pytest ($suite, $user): /"
       fi
     done
   done
