@@ -122,7 +122,7 @@ for suite in $SUITES; do
       run_as "$root" "$user" "$home" "$logfile" "${COMMANDS[n - 1]}" || failed=1
       if [ "$n" = 2 ]; then
         grep -E '^=+ .*(passed|failed).* =+$' "$logfile" | tail -n 1 |
-          sed "s/^/      pytest ($suite, $user): /"
+          sed "s/^/      pytest ($suite, $user): /" || true
       fi
     done
   done
