@@ -1,7 +1,7 @@
 """Seeded, realistic synthetic Xetra source data in the bucket layout (vectorised, no per-row
 Python).
 
-What it reproduces of the real bucket (SPEC section 1): one folder per calendar date with 24
+What it reproduces of the real bucket (docs/CONTRACT.md §1): one folder per calendar date with 24
 hourly objects `YYYY-MM-DD/YYYY-MM-DD_BINS_XETRHH.csv`; weekends and German exchange holidays
 hold only header-only objects (136 bytes); hours outside the session are header-only too, and
 now and then one of them is missing altogether; `SecurityDesc` values with a comma are quoted
@@ -226,7 +226,7 @@ def write_day(root: Path, universe: Universe, day: dt.date, seed: int) -> Genera
     folder.mkdir(parents=True, exist_ok=True)
     rng = np.random.default_rng([seed, day.toordinal(), 1])
     rows = day_rows(universe, day, seed) if is_trading_day(day) else None
-    # Now and then one empty hour's object is missing altogether (SPEC section 1).
+    # Now and then one empty hour's object is missing altogether (docs/CONTRACT.md §1).
     missing = int(rng.integers(0, 24)) if rng.random() < 0.15 else -1
     objects = written = 0
     for hour in range(24):

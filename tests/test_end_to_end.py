@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import datetime as dt
 import io
+import os
 import random
+import stat
 import uuid
 from pathlib import Path
 
@@ -55,7 +57,7 @@ def s3_report(client, bucket: str) -> pd.DataFrame:
 
 
 def assert_same_report(actual: pd.DataFrame, wanted: pd.DataFrame) -> None:
-    """Equal rows; the % change may differ only at an exact rounding tie (SPEC)."""
+    """Equal rows; the % change may differ only at an exact rounding tie (CONTRACT.md §2.2)."""
     assert list(actual.columns) == list(wanted.columns)
     assert len(actual) == len(wanted)
     for column in wanted.columns:
@@ -238,3 +240,20 @@ def test_quick_start_sample_config_runs_from_the_repository(tmp_path):
     done = run_job("--config", "configs/xetra_sample.yml", "--to", str(LAST), cwd=work)
     assert done.returncode == 0, done.stderr
     assert done.stdout.endswith(f"report objects under {work / 'output' / 'sample'}/report1/\n")
+
+
+@pytest.mark.parametrize("umask, mode", [(0o022, 0o644), (0o077, 0o600)],
+                         ids=["umask022", "umask077"])
+def test_report_and_meta_files_honour_the_umask(tmp_path, sample_dir, umask, mode):
+    """A user's umask decides who may read the report, as for any file the user makes."""
+    config = write_config(tmp_path / "c.yml", str(sample_dir), str(tmp_path / "out"))
+    previous = os.umask(umask)  # the job's process inherits it
+    try:
+        done = run_job("--config", str(config), "--to", str(LAST))
+    finally:
+        os.umask(previous)
+    assert done.returncode == 0, done.stderr
+    written = sorted(path for path in (tmp_path / "out").rglob("*") if path.is_file())
+    assert len(written) == 7  # 6 report objects and the meta file
+    assert {path.name: stat.S_IMODE(path.stat().st_mode) for path in written} == \
+        {path.name: mode for path in written}
