@@ -13,7 +13,7 @@ import pyarrow as pa
 from xetra.config import (AppConfig, ConfigError, StorageLocation, configure_logging,
                           load_config, parse_date)
 from xetra.backfill import RangeVerifier, contention_line, plan_json, plan_slices
-from xetra.etl import XetraETL
+from xetra.etl import JobStateError, XetraETL
 from xetra.formats import SourceFormatError
 from xetra.meta import LockHeldError, MetaFileError, yesterday
 from xetra.storage import LocalStorage, ObjectStore, StorageError
@@ -24,6 +24,7 @@ EXIT_OK = 0
 EXIT_FAILED = 1
 EXIT_CONFIG = 2
 EXIT_LOCKED = 3
+EXIT_OVERDUE = 4
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -49,6 +50,11 @@ def build_parser() -> argparse.ArgumentParser:
     mode.add_argument("--verify", action="store_true",
                       help="check the range: every date once in the meta file, report rows as "
                       "it says, no orphan objects; exit 1 when not")
+    mode.add_argument("--accept-missing", action="append", metavar="DATE",
+                      help="record that DATE will never have source data (repeatable): no "
+                      "overdue alarm for it, never processed; needs --reason")
+    parser.add_argument("--reason", help="with --accept-missing: why the date has no data "
+                        "(kept in the meta file)")
     parser.add_argument("--slices", type=int, default=4, help="with --plan: at most this "
                         "many slices (default 4)")
     parser.add_argument("--plan-file", help="with --plan: also write the JSON to this file")
@@ -95,6 +101,7 @@ def run(argv: Sequence[str], stdout: TextIO = sys.stdout, stderr: TextIO = sys.s
         config = load_config(args.config).with_locations(args.source, args.target)
         first, last = date_window(config, args.first, args.last)
         check_mode_arguments(args)
+        accepted = accepted_dates(config, args.accept_missing)
         configure_logging(config)
     except ConfigError as exc:
         stderr.write(f"xetra: configuration error: {exc}\n")
@@ -117,16 +124,24 @@ def run(argv: Sequence[str], stdout: TextIO = sys.stdout, stderr: TextIO = sys.s
                 return EXIT_OK
             if args.plan or args.verify:
                 return backfill_step(args, etl, (first, last), stdout, stderr)
+            if accepted:
+                etl.accept_missing(accepted, args.reason.strip())
+                return EXIT_OK
             summary = etl.etl_report1(first, last, slice_only=args.slice)
         logger.info(contention_line(etl.meta))
         logger.info(summary.line())
         stdout.write(f"report objects under {target.describe(config.report.prefix)}\n")
+        overdue = summary.overdue_error()
+        if overdue is not None:
+            logger.error("%s", overdue)
+            stderr.write(f"xetra: {overdue}\n")
+            return EXIT_OVERDUE
         return EXIT_OK
     except LockHeldError as exc:
         logger.error("%s", exc)
         stderr.write(f"xetra: {exc}\n")
         return EXIT_LOCKED
-    except (StorageError, SourceFormatError, MetaFileError) as exc:
+    except (StorageError, SourceFormatError, MetaFileError, JobStateError) as exc:
         logger.error("run failed: %s", exc)
         stderr.write(f"xetra: run failed: {exc}\n")
         return EXIT_FAILED
@@ -153,6 +168,24 @@ def check_mode_arguments(args: argparse.Namespace) -> None:
         raise ConfigError(f"--slices: {args.slices} is not a positive number of slices")
     if args.slice and not (args.first and args.last):
         raise ConfigError("--slice: give the slice's range with --from and --to")
+    if args.accept_missing and not (args.reason and args.reason.strip()):
+        raise ConfigError("--reason: required with --accept-missing (why the date will never "
+                          "have data; it is kept in the meta file)")
+    if args.reason is not None and not args.accept_missing:
+        raise ConfigError("--reason: only with --accept-missing")
+
+
+def accepted_dates(config: AppConfig, values: list[str] | None) -> list[dt.date]:
+    """The dates of --accept-missing, validated (ConfigError): each a complete past date."""
+    if not values:
+        return []
+    dates = [parse_date(value, "--accept-missing") for value in values]
+    latest = yesterday(config.job.timezone)
+    for day in dates:
+        if day > latest:
+            raise ConfigError(f"--accept-missing: {day} is not over yet in "
+                              f"{config.job.timezone}")
+    return dates
 
 
 def backfill_step(args: argparse.Namespace, etl: XetraETL, window: tuple[dt.date, dt.date],
@@ -175,6 +208,12 @@ def backfill_step(args: argparse.Namespace, etl: XetraETL, window: tuple[dt.date
     report = RangeVerifier(etl).verify(first, last)
     for problem in report.problems:
         logger.error("verify: %s", problem)
+    for warning in report.warnings:
+        logger.warning("verify: %s", warning)
+    if report.accepted:
+        shown = ", ".join(report.accepted[:20])
+        more = f" and {len(report.accepted) - 20} more" if len(report.accepted) > 20 else ""
+        logger.info("verify: accepted gaps: %s%s", shown, more)
     logger.info(report.line())
     if report.ok:
         return EXIT_OK

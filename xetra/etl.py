@@ -7,17 +7,21 @@ import re
 import time
 from collections import deque
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Callable, Iterator, Sequence
+from zoneinfo import ZoneInfo
 
 import pyarrow as pa
 
 from xetra import transform
+from xetra.catchup import (ACCEPTED_MISSING, StaleDate, missing_session_hours,
+                           previous_day_text, split_overdue, stale_dates)
 from xetra.config import AppConfig
 from xetra.formats import (SOURCE_COLUMNS, TRADE_COLUMNS, ParsedSource, SourceFormatError,
                            empty_source_table)
 from xetra.locks import GlobalLock, SliceLock
 from xetra.meta import MetaEntry, MetaProcess, MetaSnapshot, date_range, utc_now_iso
+from xetra.progress import Progress, format_dates
 from xetra.storage import ObjectStore, StorageError
 from xetra.transform import RowCounts
 
@@ -30,6 +34,14 @@ HEADER_ONLY_SIZES = frozenset({136, 137})
 READ_AHEAD_DAYS = 2
 
 
+class JobStateError(RuntimeError):
+    """What the operator asked cannot be done in the target's present state (exit 1)."""
+
+
+class OverdueData(RuntimeError):
+    """Source data that should have arrived long ago is still missing (exit 4)."""
+
+
 @dataclass
 class DaySource:
     """The source rows of one date, as read from its hourly objects."""
@@ -37,40 +49,57 @@ class DaySource:
     table: pa.Table
     malformed_rows: int
     skipped_objects: list[str] = field(default_factory=list)
+    hourly_objects: int = 0
     # Its trades and counts once selected; the read-ahead then drops `table` to save memory.
     selected: tuple[pa.Table, RowCounts] | None = None
 
 
 @dataclass
-class RunSummary:
+class RunSummary:  # pylint: disable=too-many-instance-attributes
     """What a run did; its `line()` is the last log line of the run."""
 
     processed: list[dt.date] = field(default_factory=list)
+    recomputed: list[dt.date] = field(default_factory=list)
+    overdue: list[dt.date] = field(default_factory=list)
     waiting: list[dt.date] = field(default_factory=list)
     counts: RowCounts = field(default_factory=RowCounts)
     report_rows: int = 0
     report_keys: list[str] = field(default_factory=list)
     skipped_objects: list[str] = field(default_factory=list)
     seconds: float = 0.0
+    max_wait_days: int = 0
 
     def line(self) -> str:
-        """One line: dates, rows read, rows dropped by reason, report rows, keys, seconds."""
+        """One line: dates, rows read, rows dropped by reason, report rows, keys, seconds;
+        then the dates recomputed, overdue and waiting, as ranges."""
         if self.processed:
             dates = f"{len(self.processed)} ({self.processed[0]}..{self.processed[-1]})"
         else:
             dates = "0"
+        if self.recomputed:
+            dates += f", recomputed={len(self.recomputed)} ({format_dates(self.recomputed)})"
         keys = ", ".join(self.report_keys) if len(self.report_keys) <= 2 else \
             f"{self.report_keys[0]} .. {self.report_keys[-1]} ({len(self.report_keys)} objects)"
-        waiting = f"; waiting for source data: {', '.join(map(str, self.waiting))}" \
-            if self.waiting else ""
-        skipped = f"; skipped bad objects: {', '.join(self.skipped_objects)}" \
-            if self.skipped_objects else ""
+        tail = "".join(f"; {name}: {text}" for name, text in (
+            ("overdue", format_dates(self.overdue)), ("waiting", format_dates(self.waiting)),
+            ("skipped bad objects", ", ".join(self.skipped_objects))) if text)
         counts = self.counts
         return (f"run summary: dates processed={dates}, rows read={counts.rows_read}, "
                 f"rows dropped: invalid={counts.invalid} zero_volume={counts.zero_volume} "
                 f"other_currency={counts.other_currency} duplicate={counts.duplicate}, "
                 f"report rows={self.report_rows}, report keys={keys or 'none'}, "
-                f"seconds={self.seconds:.2f}{waiting}{skipped}")
+                f"seconds={self.seconds:.2f}{tail}")
+
+    def overdue_error(self) -> OverdueData | None:
+        """The alarm for the overdue dates, as one line; None when there are none."""
+        if not self.overdue:
+            return None
+        verb = "has" if len(self.overdue) == 1 else "have"
+        days = "day" if self.max_wait_days == 1 else "days"
+        return OverdueData(f"overdue source data: {format_dates(self.overdue)} {verb} no hourly "
+                           f"objects more than {self.max_wait_days} {days} after the date "
+                           f"(job.max_wait_days); record a date that will never have data with "
+                           f"--accept-missing DATE --reason TEXT")
 
 
 class SourceReader:
@@ -98,6 +127,20 @@ class SourceReader:
             logger.warning("skipping bad object: %s", exc)
             return str(exc)
 
+    def dates_with_folders(self, first: dt.date, last: dt.date) -> set[dt.date]:
+        """The dates from `first` to `last` that have a folder in the source: one listing of
+        folder names instead of one listing per date (most dates of a long range have none).
+        A folder may still hold no hourly objects (only per-minute ones)."""
+        found = set()
+        for name in self.store.list_folders(""):
+            try:
+                day = dt.date.fromisoformat(name) if len(name) == 10 else None
+            except ValueError:
+                continue
+            if day is not None and first <= day <= last:
+                found.add(day)
+        return found
+
     def read_day(self, day: dt.date, columns: Sequence[str] | None = None) -> DaySource | None:
         """All rows of the date in key order (the reader's columns unless given), or None
         when it has no hourly objects yet."""
@@ -114,6 +157,7 @@ class SourceReader:
                                if isinstance(item, ParsedSource)),
             skipped_objects=[key for key, item in zip(with_rows, parsed)
                              if not isinstance(item, ParsedSource)],
+            hourly_objects=len(objects),
         )
 
 
@@ -139,17 +183,32 @@ class PreviousTradingDays:
 
     def closes_before(self, day: dt.date) -> pa.Table | None:
         """Closes of the latest trading day before `day` within the look-back, else None."""
+        found = self.previous_before(day)
+        return None if found is None else found[1]
+
+    def previous_before(self, day: dt.date) -> tuple[dt.date, pa.Table] | None:
+        """The latest trading day before `day` within the look-back and its closes, or None."""
         for back in range(1, self.lookback_days + 1):
             candidate = day - dt.timedelta(days=back)
             if self.latest is not None and candidate == self.latest[0]:
-                return self.latest[1]
+                return self.latest
             if candidate in self.without_trades:
                 continue
             closes = self.load_closes(candidate)
             self.remember(candidate, closes)
             if closes is not None:
-                return closes
+                return candidate, closes
         return None
+
+
+@dataclass
+class DayResult:
+    """One date computed: its report rows and what its meta file entry records."""
+
+    report: pa.Table
+    counts: RowCounts
+    previous_day: dt.date | None = None
+    missing_hours: list[int] = field(default_factory=list)
 
 
 class XetraETL:
@@ -163,6 +222,8 @@ class XetraETL:
         self.reader = SourceReader(source, pool, config.job.skip_bad_objects)
         self.meta = MetaProcess(target, config.meta)
         self.history = PreviousTradingDays(self._closes_of, config.job.lookback_days)
+        self.unlisted_reports: set[dt.date] = set()
+        self._lock: tuple[GlobalLock | SliceLock, float] | None = None
         report = config.report
         self.report_key_pattern = re.compile(
             rf"{re.escape(report.prefix + report.name)}_(\d{{4}}-\d{{2}}-\d{{2}})\."
@@ -213,93 +274,203 @@ class XetraETL:
 
     def transform(self, day: dt.date, source: DaySource) -> tuple[pa.Table, RowCounts]:
         """report1 rows of the date (logical column names) and its row counts."""
+        result = self.compute(day, source)
+        return result.report, result.counts
+
+    def compute(self, day: dt.date, source: DaySource) -> DayResult:
+        """The date's report rows and counts, the previous trading day they compare with, and
+        the hours inside its session without trades."""
         trades, counts = self._trades(day, source)
         if trades.num_rows == 0:
             self.history.remember(day, None)
-            return transform.empty_report(), counts
+            return DayResult(transform.empty_report(), counts)
         summary = transform.daily_summary(trades, day)
+        previous = self.history.previous_before(day)
         report = transform.with_change_to_previous_close(
-            summary, self.history.closes_before(day))
+            summary, None if previous is None else previous[1])
         self.history.remember(day, transform.closing_prices(summary))
-        return report, counts
+        return DayResult(report, counts, None if previous is None else previous[0],
+                         missing_session_hours(transform.trade_hours(trades)))
 
     def load(self, day: dt.date, report: pa.Table) -> str:
-        """Write the date's report object; no object for a date without trades."""
-        if report.num_rows == 0:
-            return ""
+        """Write the date's report object; no object for a date without trades (an unlisted
+        object under its key is removed: this run processes the date, and exactly once
+        allows no report object for a date without trades)."""
         key = self.report_key(day)
+        if report.num_rows == 0:
+            if day in self.unlisted_reports:
+                logger.warning("%s: removing report object %s: the date has no trades",
+                               day, self.target.describe(key))
+                self.target.delete(key)
+            return ""
         self.target.write_table(
             key, transform.with_output_names(report, self.config.report.columns),
             self.config.report.format)
         return key
 
-    def orphans(self, snapshot: MetaSnapshot, scope: set[dt.date] | None = None) -> list[str]:
-        """Report objects of dates the meta file does not list (left by a killed run).
-
-        `scope` limits this to some dates, for runs that share the target with others.
-        """
-        found = []
+    def report_dates(self) -> dict[dt.date, str]:
+        """The report objects under the report prefix, by date (one listing)."""
+        found = {}
         for info in self.target.list_objects(self.config.report.prefix):
             match = self.report_key_pattern.fullmatch(info.key)
             if match:
-                day = dt.date.fromisoformat(match.group(1))
-                if day not in snapshot.entries and (scope is None or day in scope):
-                    found.append(info.key)
+                found[dt.date.fromisoformat(match.group(1))] = info.key
         return found
 
-    def remove_orphans(self, snapshot: MetaSnapshot, scope: set[dt.date] | None = None) -> int:
-        """Delete the orphans; returns how many."""
-        orphans = self.orphans(snapshot, scope)
-        for key in orphans:
-            logger.warning("removing orphan report object %s (date not in meta file)",
-                           self.target.describe(key))
-            self.target.delete(key)
-        return len(orphans)
+    def unlisted_report_dates(self, snapshot: MetaSnapshot) -> list[dt.date]:
+        """Dates with a report object that the meta file does not list: left by a killed run,
+        by another job sharing the report prefix, or listed by a meta file since restored
+        from a backup. Never removed: only a run that processes the date replaces it."""
+        return sorted(day for day in self.report_dates() if day not in snapshot.entries)
+
+    def unlisted_warning(self, days: list[dt.date]) -> str:
+        """One line about report objects of dates the meta file does not list."""
+        return (f"{len(days)} report object(s) of dates the meta file does not list "
+                f"({format_dates(days)}): left as they are; a run that processes such a date "
+                f"replaces its object, and one that is not this job's is removed by hand "
+                f"(docs/CONTRACT.md, \"Report objects the meta file does not list\")")
+
+    def _warn_accepted_with_data(self, snapshot: MetaSnapshot, folders: set[dt.date]) -> None:
+        for day, entry in sorted(snapshot.entries.items()):
+            if entry.status == ACCEPTED_MISSING and day in folders and \
+                    self.reader.hourly_objects(day):
+                logger.warning("%s is recorded as accepted missing (%s) but now has hourly "
+                               "source objects; it stays accepted (remove its row from the "
+                               "meta file to have it processed)", day, entry.reason)
 
     def plan(self, first: dt.date, last: dt.date) -> list[dt.date]:
-        """Dates from `first` to `last` not yet in the meta file."""
-        return self.meta.pending_dates(self.meta.load(), first, last)
+        """Dates from `first` to `last` not yet in the meta file, and the stale ones."""
+        snapshot = self.meta.load()
+        stale = [item.day for item in self.stale(snapshot, first, last)]
+        return sorted({*self.meta.pending_dates(snapshot, first, last), *stale})
+
+    def stale(self, snapshot: MetaSnapshot, first: dt.date, last: dt.date) -> list[StaleDate]:
+        """The dates from `first` to `last` whose report compares with the wrong day."""
+        return stale_dates(snapshot.entries, date_range(first, last),
+                           self.config.job.lookback_days, self.config.job.first_date)
+
+    def today(self) -> dt.date:
+        """Today in the job's time zone (where "yesterday" and overdue are counted)."""
+        return dt.datetime.now(ZoneInfo(self.config.job.timezone)).date()
 
     def etl_report1(self, first: dt.date, last: dt.date, slice_only: bool = False) -> RunSummary:
-        """Process every pending date from `first` to `last` under the run lock.
+        """Process every pending date from `first` to `last` under the run lock, then compute
+        again the dates of the range whose previous trading day has changed since.
 
         `slice_only`: a backfill slice, run beside other slices (see xetra.locks): it locks
-        and cleans up only its own dates.
+        only its own dates. Dates without source objects are counted as waiting or overdue
+        (`summary.overdue_error()`), and logged once as ranges.
         """
         started = time.monotonic()
-        summary = RunSummary()
-        scope = set(date_range(first, last)) if slice_only else None
+        summary = RunSummary(max_wait_days=self.config.job.max_wait_days)
         snapshot = self.meta.load()
-        if not self.meta.pending_dates(snapshot, first, last) and \
-                not self.orphans(snapshot, scope):
-            logger.info("nothing to do: every date from %s to %s is in the meta file", first,
-                        last)
+        folders = self.reader.dates_with_folders(first, last)
+        unlisted = self.unlisted_report_dates(snapshot)
+        if unlisted:
+            logger.warning("%s", self.unlisted_warning(unlisted))
+        self._warn_accepted_with_data(snapshot, folders)
+        pending = self.meta.pending_dates(snapshot, first, last)
+        if not [day for day in pending if day in folders] and \
+                not self.stale(snapshot, first, last):
+            logger.info("nothing to do: every date from %s to %s with source objects is in the "
+                        "meta file", first, last)
+            self._count_missing(summary, pending)
             summary.seconds = time.monotonic() - started
             return summary
         lock = SliceLock(self.target, self.config.meta, first, last) if slice_only \
             else GlobalLock(self.target, self.config.meta)
         lock.acquire()
+        self._lock = (lock, time.monotonic())
         try:
             snapshot = self.meta.load()  # again: another run may have finished meanwhile
-            self.remove_orphans(snapshot, scope)
+            self.unlisted_reports = set(self.unlisted_report_dates(snapshot))
             pending = self.meta.pending_dates(snapshot, first, last)
-            logger.info("%d date(s) to process from %s to %s", len(pending), first, last)
-            refreshed = time.monotonic()
-            with ThreadPoolExecutor(1, thread_name_prefix="xetra-commit") as committer:
-                committing: Future | None = None
-                for day, source in self._sources_ahead(pending):
-                    committing = self._process_day(day, summary, source, committer, committing)
-                    # A refresh is a conditional write (slow on some S3 servers): once a
-                    # quarter of the expiry has passed is often enough to keep the lock alive.
-                    if time.monotonic() - refreshed > self.config.meta.lock_ttl_seconds / 4:
-                        lock.refresh()
-                        refreshed = time.monotonic()
-                if committing is not None:
-                    committing.result()
+            readable = [day for day in pending if day in folders]
+            logger.info("%d date(s) to process from %s to %s", len(readable), first, last)
+            progress = Progress(len(readable))
+            self._process_days(readable, summary, progress, {})
+            stale = self.stale(self.meta.load(), first, last)
+            if stale:
+                progress.total += len(stale)
+                self._process_days([item.day for item in stale], summary, progress,
+                                   {item.day: item for item in stale})
+            self._warn_stale_after(last)
         finally:
             lock.release()
+            self._lock = None
+        self._count_missing(summary, [day for day in pending if day not in folders])
         summary.seconds = time.monotonic() - started
         return summary
+
+    def _count_missing(self, summary: RunSummary, without_source: list[dt.date]) -> None:
+        """Sort the dates without source objects into overdue and waiting; log each kind once."""
+        overdue, waiting = split_overdue([*without_source, *summary.waiting], self.today(),
+                                         self.config.job.max_wait_days)
+        summary.overdue, summary.waiting = overdue, waiting
+        if waiting:
+            logger.info("waiting for source data (at most job.max_wait_days=%d days): %s",
+                        self.config.job.max_wait_days, format_dates(waiting))
+
+    def _warn_stale_after(self, last: dt.date) -> None:
+        """Name the dates after the range that now compare with the wrong day."""
+        after = self.stale(self.meta.load(), last + dt.timedelta(days=1),
+                           last + dt.timedelta(days=self.config.job.lookback_days))
+        for item in after:
+            logger.warning("%s (outside this run's range); a run over it computes it again",
+                           item.describe())
+
+    def _process_days(self, days: list[dt.date], summary: RunSummary, progress: Progress,
+                      stale: dict[dt.date, StaleDate]) -> None:
+        """Process `days` in order, committing each in the committer thread."""
+        with ThreadPoolExecutor(1, thread_name_prefix="xetra-commit") as committer:
+            committing: Future | None = None
+            for day, source in self._sources_ahead(days):
+                committing = self._process_day(day, summary, source, committer, committing,
+                                               (progress, stale.get(day)))
+                self._refresh_lock()
+            if committing is not None:
+                committing.result()
+
+    def _refresh_lock(self) -> None:
+        # A refresh is a conditional write (slow on some S3 servers): once a quarter of the
+        # expiry has passed is often enough to keep the lock alive.
+        lock, refreshed = self._lock
+        if time.monotonic() - refreshed > self.config.meta.lock_ttl_seconds / 4:
+            lock.refresh()
+            self._lock = (lock, time.monotonic())
+
+    def accept_missing(self, days: list[dt.date], reason: str) -> list[dt.date]:
+        """Record `days` as accepted missing under the run lock; returns the dates added.
+
+        JobStateError for a date that is already processed; a date that has source objects
+        after all is accepted with a warning (its data may be unusable)."""
+        lock = GlobalLock(self.target, self.config.meta)
+        lock.acquire()
+        try:
+            snapshot = self.meta.load()
+            new = []
+            for day in sorted(set(days)):
+                entry = snapshot.entries.get(day)
+                if entry is not None and entry.status == ACCEPTED_MISSING:
+                    logger.info("%s is already recorded as accepted missing (%s)", day,
+                                entry.reason)
+                elif entry is not None:
+                    rows = f" ({entry.report_rows} report rows)" if entry.report_rows else ""
+                    raise JobStateError(f"--accept-missing: {day} is already processed{rows}; "
+                                        f"only a date without data can be accepted")
+                else:
+                    objects = self.reader.hourly_objects(day)
+                    if objects:
+                        logger.warning("%s has %d hourly source object(s); accepting it anyway: "
+                                       "it will never be processed", day, len(objects))
+                    new.append(day)
+            if new:
+                self.meta.record([MetaEntry(day, utc_now_iso(), status=ACCEPTED_MISSING,
+                                            reason=reason) for day in new])
+                logger.info("recorded as accepted missing (%s): %s", reason, format_dates(new))
+            return new
+        finally:
+            lock.release()
 
     def _discard_unrecorded(self, day: dt.date, key: str) -> None:
         """After a failed meta update, remove the date's new report object unless the meta
@@ -312,8 +483,8 @@ class XetraETL:
                                self.target.describe(key))
                 self.target.delete(key)
         except StorageError as exc:
-            logger.warning("could not remove %s (%s); the next run removes it as an orphan",
-                           self.target.describe(key), exc)
+            logger.warning("could not remove %s (%s); the next run that processes %s "
+                           "replaces it", self.target.describe(key), exc, day)
 
     def _sources_ahead(self, days: list[dt.date]) -> Iterator[tuple[dt.date, DaySource | None]]:
         """Each day with its source, while the next READ_AHEAD_DAYS days are being read.
@@ -335,33 +506,50 @@ class XetraETL:
                 del current  # the day's rows are freed once it is done
 
     def _process_day(self, day: dt.date, summary: RunSummary, source: DaySource | None,
-                     committer: ThreadPoolExecutor, previous: Future | None) -> Future | None:
+                     committer: ThreadPoolExecutor, previous: Future | None,
+                     context: tuple[Progress, StaleDate | None]) -> Future | None:
         """Transform the day here and commit it (report, then meta entry) in `committer`.
 
         The writes of one day overlap the transform of the next: commits stay in date
         order, one at a time, and a failed commit stops the run before the next is started.
         Returns the day's pending commit (or `previous` when there is nothing to commit).
+        A stale day (`context[1]`) is computed again: same key, its meta entry updated.
         """
-        if source is None:
-            logger.info("%s: no hourly source objects yet; left for a later run", day)
+        progress, stale = context
+        if source is None:  # its folder holds no hourly objects (yet)
             summary.waiting.append(day)
             return previous
-        report, counts = self.transform(day, source)
+        result = self.compute(day, source)
+        report = result.report
+        if result.missing_hours:
+            logger.warning("%s: no trades in hour(s) %s (UTC) between hours with trades: the "
+                           "day may be incomplete (%d hourly objects)", day,
+                           ", ".join(f"{hour:02d}" for hour in result.missing_hours),
+                           source.hourly_objects)
+        entry = MetaEntry(day, utc_now_iso(), "", str(report.num_rows),
+                          previous_day_text(result.previous_day) if report.num_rows else "",
+                          utc_now_iso() if stale else "", str(source.hourly_objects),
+                          ";".join(str(hour) for hour in result.missing_hours))
 
         def commit() -> None:
             key = self.load(day, report)
             try:
-                self.meta.record([MetaEntry(day, utc_now_iso(), key, str(report.num_rows))])
+                self.meta.record([replace(entry, report_key=key)])
             except StorageError:
-                self._discard_unrecorded(day, key)
+                if stale is None:  # a recomputed date stays listed: its next run redoes it
+                    self._discard_unrecorded(day, key)
                 raise
-            logger.info("%s: %d rows read, %d rows dropped, %d report rows -> %s", day,
-                        counts.rows_read, counts.dropped, report.num_rows, key or "no trades")
-            summary.processed.append(day)
-            summary.counts.add(counts)
-            summary.report_rows += report.num_rows
+            what = f"recomputed: its previous trading day is now {stale.implied} (was " \
+                f"{previous_day_text(stale.recorded)}), " if stale else ""
+            logger.info("%s: %s%d rows read, %d rows dropped, %d report rows -> %s (%s)", day,
+                        what, result.counts.rows_read, result.counts.dropped, report.num_rows,
+                        key or "no trades", progress.step())
+            (summary.recomputed if stale else summary.processed).append(day)
+            if not stale:
+                summary.counts.add(result.counts)
+                summary.report_rows += report.num_rows
             summary.skipped_objects.extend(source.skipped_objects)
-            if key:
+            if key and not stale:
                 summary.report_keys.append(key)
 
         if previous is not None:

@@ -107,6 +107,20 @@ class S3BucketConnector:
             raise self._error(exc, "cannot list", prefix) from None
         return sorted(found, key=lambda info: info.key)
 
+    def list_folders(self, prefix: str = "") -> list[str]:
+        """The names of the "folders" directly under `prefix` (ListObjectsV2 with Delimiter
+        "/": one entry per folder, not per object), sorted."""
+        paginator = self.client.get_paginator("list_objects_v2")
+        found = []
+        try:
+            for page in paginator.paginate(Bucket=self.bucket_name, Prefix=self.prefix + prefix,
+                                           Delimiter="/"):
+                for item in page.get("CommonPrefixes", []):
+                    found.append(item["Prefix"][len(self.prefix) + len(prefix):].rstrip("/"))
+        except (ClientError, BotoCoreError) as exc:
+            raise self._error(exc, "cannot list", prefix) from None
+        return sorted(found)
+
     def get_bytes(self, key: str) -> bytes:
         """The whole object."""
         try:

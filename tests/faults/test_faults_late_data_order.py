@@ -210,20 +210,35 @@ def test_kill_before_each_write_of_the_catch_up_s3(tmp_path, motoserver, nth):
     kill_catch_up(job, "xetra.s3:S3BucketConnector.put_bytes", nth)
 
 
-@pytest.mark.parametrize("stage", ["extract", "report_written", "meta_write", "meta_written"])
-def test_kill_at_each_stage_of_the_recompute_local(tmp_path, stage):
-    """tests/faults/killwrap.py's stages, at the recompute of the 29th."""
+# killwrap's stages, by what the kill leaves: the meta file as a reader sees it afterwards.
+KILLWRAP_STAGES = {
+    # in the recompute's read of the 29th: the 28th is recorded, the 29th stale
+    "extract:2017-06-29": "stale",
+    # the 29th's new report written, its meta entry not updated: still stale
+    "report_written:2017-06-29": "stale",
+    # in the middle of the meta write that records the 28th: the 28th is not recorded
+    "meta_write:2017-06-28": "unrecorded",
+    # right after the first meta write naming the 29th (recording the 28th): stale
+    "meta_written:2017-06-29": "stale",
+}
+
+
+@pytest.mark.parametrize("kill_at", list(KILLWRAP_STAGES))
+def test_kill_at_each_stage_of_the_catch_up_local(tmp_path, kill_at):
+    """tests/faults/killwrap.py's stages around the catch-up; --verify names what is wrong
+    after the kill, and the next run converges."""
     job = local_job(tmp_path)
     deliver(job.source, [day for day in SMALL_WEEK if day != "2017-06-28"])
     assert job.run("--to", FRIDAY).code == 4
     deliver(job.source, ["2017-06-28"])
-    killed = job.run_process("--to", FRIDAY, wrapper=KILLWRAP,
-                             env={"XETRA_KILL_AT": f"{stage}:2017-06-29"})
+    killed = job.run_process("--to", FRIDAY, wrapper=KILLWRAP, env={"XETRA_KILL_AT": kill_at})
     assert killed.code == -9, killed
     verify = job.run("--verify", "--from", FIRST, "--to", FRIDAY)
-    if stage != "meta_written":
-        # Recorded late date, old report of the 29th: --verify names it stale.
-        assert verify.code == 1 and "date 2017-06-29: its report compares with 2017-06-27" \
-            in verify.err, verify
+    assert verify.code == 1, verify
+    if KILLWRAP_STAGES[kill_at] == "stale":
+        assert "date 2017-06-29: its report compares with 2017-06-27" in verify.err, verify
+    else:
+        assert "date 2017-06-28 has source objects but is not in the meta file" in verify.err
     assert job.run("--to", FRIDAY).code == 0
     assert_complete(job.target, FIRST, FRIDAY)
+    assert job.run("--verify", "--from", FIRST, "--to", FRIDAY).code == 0
