@@ -53,7 +53,7 @@ def test_implied_previous_trading_day_of_a_complete_week(target, expected):
 
 
 def test_a_complete_week_has_no_stale_date():
-    assert stale_dates(WEEK, WEEK, 10, FIRST) == []
+    assert not stale_dates(WEEK, WEEK, 10, FIRST)
 
 
 def test_a_late_date_makes_the_next_trading_day_stale():
@@ -94,18 +94,18 @@ def test_a_date_not_recorded_yet_is_no_reason_to_recompute():
     entries = {d: e for d, e in WEEK.items() if d != day("2017-06-30")}
     assert implied_previous_trading_day(entries, day("2017-07-03"), 10, FIRST) == \
         day("2017-06-29")
-    assert stale_dates(entries, entries, 10, FIRST) == []
+    assert not stale_dates(entries, entries, 10, FIRST)
 
 
 def test_unlisted_and_accepted_dates_are_compared_across():
     entries = dict(WEEK)
     del entries[day("2017-06-28")]
     entries[day("2017-06-29")] = Entry("13", "2017-06-27")
-    assert stale_dates(entries, entries, 10, FIRST) == []   # 28 still missing: not stale
+    assert not stale_dates(entries, entries, 10, FIRST)   # 28 still missing: not stale
     entries[day("2017-06-28")] = Entry("", status=ACCEPTED_MISSING)
     assert implied_previous_trading_day(entries, day("2017-06-29"), 10, FIRST) == \
         day("2017-06-27")
-    assert stale_dates(entries, entries, 10, FIRST) == []
+    assert not stale_dates(entries, entries, 10, FIRST)
     assert accepted_gaps(entries, FIRST, day("2017-07-03")) == [day("2017-06-28")]
     assert accepted_gaps(entries, day("2017-06-29"), day("2017-07-03")) == []
 
@@ -115,7 +115,7 @@ def test_rows_written_by_older_tools_are_never_stale():
     entries[day("2017-06-28")] = Entry("")                       # nor report rows
     assert implied_previous_trading_day(entries, day("2017-06-29"), 10, FIRST) is UNKNOWN
     assert recorded_previous_trading_day(entries[day("2017-06-29")]) is UNKNOWN
-    assert stale_dates(entries, entries, 10, FIRST) == []
+    assert not stale_dates(entries, entries, 10, FIRST)
 
 
 @pytest.mark.parametrize("entry,expected", [
@@ -138,7 +138,7 @@ def test_look_back_limit_is_respected():
     entries = {day("2017-06-26"): Entry("10", "none"), day("2017-07-07"): Entry("3", "none")}
     # 07-07 minus 10 days is 06-27: 06-26 is out of reach, so none, and none is recorded.
     assert implied_previous_trading_day(entries, day("2017-07-07"), 10, FIRST) is None
-    assert stale_dates(entries, entries, 10, FIRST) == []
+    assert not stale_dates(entries, entries, 10, FIRST)
     # With 11 days the 26th is in reach: the date is stale.
     assert [s.implied for s in stale_dates(entries, entries, 11, FIRST)] == [day("2017-06-26")]
 

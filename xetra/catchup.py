@@ -72,7 +72,8 @@ def recorded_previous_trading_day(entry: Recorded) -> dt.date | None | _Unknown:
     """The previous trading day the entry's report was computed against; UNKNOWN when the
     entry does not say (older tools, a date without trades, an accepted gap)."""
     value = entry.previous_trading_day
-    if entry.status == ACCEPTED_MISSING or not value or not (_report_rows(entry) or 0) > 0:
+    rows = _report_rows(entry)
+    if entry.status == ACCEPTED_MISSING or not value or rows is None or rows <= 0:
         return UNKNOWN
     if value == NO_PREVIOUS_DAY:
         return None

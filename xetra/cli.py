@@ -13,7 +13,7 @@ import pyarrow as pa
 from xetra.config import (AppConfig, ConfigError, StorageLocation, configure_logging,
                           load_config, parse_date)
 from xetra.backfill import RangeVerifier, contention_line, plan_json, plan_slices
-from xetra.etl import JobStateError, XetraETL
+from xetra.etl import JobStateError, RunSummary, XetraETL
 from xetra.formats import SourceFormatError
 from xetra.meta import LockHeldError, MetaFileError, yesterday
 from xetra.storage import LocalStorage, ObjectStore, StorageError
@@ -131,12 +131,7 @@ def run(argv: Sequence[str], stdout: TextIO = sys.stdout, stderr: TextIO = sys.s
         logger.info(contention_line(etl.meta))
         logger.info(summary.line())
         stdout.write(f"report objects under {target.describe(config.report.prefix)}\n")
-        overdue = summary.overdue_error()
-        if overdue is not None:
-            logger.error("%s", overdue)
-            stderr.write(f"xetra: {overdue}\n")
-            return EXIT_OVERDUE
-        return EXIT_OK
+        return overdue_status(summary, stderr)
     except LockHeldError as exc:
         logger.error("%s", exc)
         stderr.write(f"xetra: {exc}\n")
@@ -173,6 +168,16 @@ def check_mode_arguments(args: argparse.Namespace) -> None:
                           "have data; it is kept in the meta file)")
     if args.reason is not None and not args.accept_missing:
         raise ConfigError("--reason: only with --accept-missing")
+
+
+def overdue_status(summary: RunSummary, stderr: TextIO) -> int:
+    """Exit 4 with one stderr line naming the overdue dates (after the summary), else 0."""
+    overdue = summary.overdue_error()
+    if overdue is None:
+        return EXIT_OK
+    logger.error("%s", overdue)
+    stderr.write(f"xetra: {overdue}\n")
+    return EXIT_OVERDUE
 
 
 def accepted_dates(config: AppConfig, values: list[str] | None) -> list[dt.date]:
