@@ -516,6 +516,10 @@ class XetraETL:
         A stale day (`context[1]`) is computed again: same key, its meta entry updated.
         """
         progress, stale = context
+        if source is None and stale is not None:
+            logger.warning("%s; its hourly source objects are gone, so it cannot be computed "
+                           "again", stale.describe())
+            return previous
         if source is None:  # its folder holds no hourly objects (yet)
             summary.waiting.append(day)
             return previous

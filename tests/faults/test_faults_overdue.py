@@ -272,3 +272,36 @@ def test_two_column_meta_file_keeps_working_with_new_columns(tmp_path):
     assert rows[D2]["previous_trading_day"] == D1 and rows[D2]["report_rows"] == "2"
     # D1 was processed by an older tool: D2 is not stale although D1's rows are unknown.
     assert "recomputed" not in done.summary
+
+
+@pytest.mark.parametrize("args,message", [
+    (["--accept-missing", "2099-01-01", "--reason", "x"],
+     "--accept-missing: 2099-01-01 is not over yet"),
+    (["--to", D3, "--reason", "x"], "--reason: only with --accept-missing"),
+])
+def test_accept_missing_arguments_are_checked_before_any_io(tmp_path, args, message):
+    job = local(tmp_path)
+    done = job.run(*args)
+    assert done.code == 2 and message in done.err, done
+    assert not (tmp_path / "target").exists()
+
+
+def test_accept_missing_is_a_mode_of_its_own(tmp_path):
+    with pytest.raises(SystemExit):  # argparse: not allowed with --dry-run
+        local(tmp_path).run("--accept-missing", D2, "--dry-run", "--reason", "x")
+
+
+def test_a_stale_date_whose_source_is_gone_is_named_not_overdue(tmp_path):
+    job = local(tmp_path)
+    fill(job.source, without(three_days(), D2))
+    assert job.run("--to", D3).code == 4
+    fill(job.source, three_days())
+    assert job.run("--to", D2).code == 0  # D2 processed; D3 outside the range: now stale
+    for key in list(three_days()):
+        if key.startswith(D3):
+            (tmp_path / "source" / key).unlink()
+    done = job.run("--to", D3)
+    assert done.code == 0, done
+    assert f"date {D3}: its report compares with {D1}, but the previous trading day is now " \
+           f"{D2} (a date that arrived late); its hourly source objects are gone" in done.log
+    assert "overdue" not in done.summary
