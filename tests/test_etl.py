@@ -10,9 +10,11 @@ from moto import mock_aws
 from tests.builders import bar, write_day, write_no_trading_day
 from xetra import transform
 from xetra.config import config_from_mapping
+from xetra.errors import LockHeldError, SourceFormatError
 from xetra.etl import PreviousTradingDays, RunSummary, SourceReader, XetraETL
-from xetra.formats import SourceFormatError, deserialise_table
-from xetra.meta import LockHeldError, MetaEntry, MetaProcess, RunLock
+from xetra.formats import deserialise_table
+from xetra.jobcontrol import RunLock, unlisted_warning
+from xetra.meta import MetaEntry, MetaProcess
 from xetra.s3 import S3BucketConnector
 from xetra.storage import LocalStorage
 
@@ -133,8 +135,8 @@ def test_header_only_hours_are_not_read_and_minute_objects_are_ignored(repo_root
     minute_object.write_text("whatever")
     etl = make_etl(repo_root, folders, pool, first_date="2021-05-07")
     read = []
-    original = LocalStorage.read_csv
-    monkeypatch.setattr(LocalStorage, "read_csv",
+    original = SourceReader.read_object
+    monkeypatch.setattr(SourceReader, "read_object",
                         lambda self, key, *columns: read.append(key) or original(self, key,
                                                                                  *columns))
     summary = etl.etl_report1(MONDAY, D(2021, 5, 11))
@@ -154,7 +156,7 @@ def test_unlisted_report_objects_are_named_and_kept(repo_root, folders, pool):
     target.put_bytes("report1/xetra_report1_2021-05-06.parquet", b"another job's report")
     target.put_bytes("report1/xetra_report1_2021-05-07.parquet", b"a killed run's report")
     target.put_bytes("report1/someone_elses_file.parquet", b"keep")
-    assert etl.unlisted_report_dates(etl.meta.load()) == [D(2021, 5, 6), FRIDAY]
+    assert etl.control.unlisted(etl.meta.load()) == [D(2021, 5, 6), FRIDAY]
     etl.etl_report1(FRIDAY, FRIDAY)
     keys = [info.key for info in target.list_objects("report1/")]
     assert keys == ["report1/someone_elses_file.parquet",
@@ -163,8 +165,8 @@ def test_unlisted_report_objects_are_named_and_kept(repo_root, folders, pool):
     assert target.get_bytes("report1/xetra_report1_2021-05-06.parquet") == \
         b"another job's report"
     assert report_of(folders[1], FRIDAY)  # the processed date's object was written again
-    assert etl.unlisted_report_dates(etl.meta.load()) == [D(2021, 5, 6)]
-    assert etl.unlisted_warning([D(2021, 5, 6)]).startswith(
+    assert etl.control.unlisted(etl.meta.load()) == [D(2021, 5, 6)]
+    assert unlisted_warning([D(2021, 5, 6)]).startswith(
         "1 report object(s) of dates the meta file does not list (2021-05-06): left as they are")
 
 

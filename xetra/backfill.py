@@ -1,26 +1,25 @@
 """Parallel backfill: split the pending dates into slices, and verify a whole range after.
 
 Because a date's report rows do not depend on the batch it is computed in (SPEC section 2),
-slices of a range can run as independent processes or pods; xetra.locks says which runs may
-share the target, and MetaProcess.record merges their meta file updates.
+slices of a range can run as independent processes or pods; xetra.jobcontrol says which runs
+may share the target, and MetaProcess.record merges their meta file updates.
 """
 from __future__ import annotations
 
 import datetime as dt
-import io
 import json
 import logging
 from dataclasses import dataclass, field
 
 import pyarrow as pa
-import pyarrow.parquet as pq
 
 from xetra.catchup import accepted_gaps
-from xetra.etl import XetraETL
-from xetra.formats import deserialise_table
-from xetra.meta import MetaEntry, MetaFileError, MetaProcess, MetaSnapshot, date_range
+from xetra.dates import date_range
+from xetra.errors import MetaFileError, ObjectNotFound
+from xetra.etl import SourceReader
+from xetra.jobcontrol import JobControl, unlisted_warning
+from xetra.meta import MetaEntry, MetaSnapshot
 from xetra.progress import format_dates
-from xetra.storage import ObjectNotFound
 
 logger = logging.getLogger(__name__)
 
@@ -56,21 +55,6 @@ def plan_slices(pending: list[dt.date], slices: int) -> list[DateSlice]:
 def plan_json(plan: list[DateSlice]) -> str:
     """The plan as one line of JSON, the form Argo's withParam takes."""
     return json.dumps([item.as_param() for item in plan])
-
-
-def contention_line(meta: MetaProcess) -> str:
-    """How this process's meta file updates went: updates, 412 conflicts, seconds spent."""
-    per_update = meta.update_seconds / meta.updates if meta.updates else 0.0
-    return (f"meta file updates={meta.updates} conflicts_412={meta.conflicts} "
-            f"update_seconds={meta.update_seconds:.2f} ({per_update:.3f} s per update)")
-
-
-def rows_in_report(data: bytes, report_format: str) -> int:
-    """The number of rows of a report object (a parquet object's footer says it)."""
-    if report_format == "parquet":
-        # The footer only: pq.read_table would start the dataset machinery for a count.
-        return pq.ParquetFile(io.BytesIO(data)).metadata.num_rows
-    return deserialise_table(data, report_format).num_rows
 
 
 @dataclass
@@ -111,19 +95,21 @@ class RangeVerifier:
     that is no longer its previous trading day; lists accepted gaps, and warns about report
     objects of dates the meta file does not list."""
 
-    def __init__(self, etl: XetraETL):
-        self.etl = etl
+    def __init__(self, control: JobControl, reader: SourceReader):
+        self.control = control
+        self.reports = control.reports
+        self.reader = reader
 
     def verify(self, first: dt.date, last: dt.date) -> VerifyReport:
         """Check `first`..`last`; the report's problems are empty when all holds."""
         report = VerifyReport(first, last)
         try:
-            snapshot = self.etl.meta.load()  # a date listed twice is read as listed once
+            snapshot = self.control.meta.load()  # a date listed twice is read as listed once
         except MetaFileError as exc:
             report.problems.append(str(exc))
             return report
         entries = snapshot.entries
-        objects = self.etl.report_dates()
+        objects = self.reports.by_date()
         self._check_arrival_order(snapshot, report)
         for day in date_range(first, last):
             entry = entries.get(day)
@@ -138,20 +124,20 @@ class RangeVerifier:
         """Stale reports are problems; accepted gaps are listed (with a warning when data
         has appeared for one); unlisted report objects are warnings."""
         report.problems.extend(item.describe() for item in
-                               self.etl.stale(snapshot, report.first, report.last))
+                               self.control.stale(snapshot, report.first, report.last))
         for day in accepted_gaps(snapshot.entries, report.first, report.last):
             report.accepted.append(f"{day} ({snapshot.entries[day].reason})")
-            if self.etl.reader.hourly_objects(day):
+            if self.reader.hourly_objects(day):
                 report.warnings.append(f"{day} is recorded as accepted missing "
                                        f"({snapshot.entries[day].reason}) but now has hourly "
                                        f"source objects; it stays accepted")
-        unlisted = self.etl.unlisted_report_dates(snapshot)
+        unlisted = self.control.unlisted(snapshot)
         if unlisted:
-            report.warnings.append(self.etl.unlisted_warning(unlisted))
+            report.warnings.append(unlisted_warning(unlisted))
 
     def _check_unlisted(self, day: dt.date, report: VerifyReport) -> None:
         # A report object of the date is a warning, with the others (_check_arrival_order).
-        if self.etl.reader.hourly_objects(day):
+        if self.reader.hourly_objects(day):
             report.problems.append(f"date {day} has source objects but is not in the meta "
                                    f"file")
         else:
@@ -170,23 +156,22 @@ class RangeVerifier:
         if expected == 0:
             if key is not None:
                 report.problems.append(f"date {day}: meta file says no trades but "
-                                       f"{self.etl.target.describe(key)} exists")
+                                       f"{self.reports.describe(key)} exists")
             return
-        key = entry.report_key or self.etl.report_key(day)
+        key = entry.report_key or self.reports.key(day)
+        where = self.reports.describe(key)
         try:
-            data = self.etl.target.get_bytes(key)
+            rows = self.reports.row_count(key)
         except ObjectNotFound:
-            report.problems.append(f"date {day}: report object {self.etl.target.describe(key)} "
-                                   f"is missing (meta file says {expected} rows)")
+            report.problems.append(f"date {day}: report object {where} is missing (meta file "
+                                   f"says {expected} rows)")
             return
-        try:
-            rows = rows_in_report(data, self.etl.config.report.format)
         except (pa.ArrowInvalid, OSError) as exc:
-            report.problems.append(f"date {day}: {self.etl.target.describe(key)} is not a "
-                                   f"readable {self.etl.config.report.format} object ({exc})")
+            report.problems.append(f"date {day}: {where} is not a readable "
+                                   f"{self.reports.settings.format} object ({exc})")
             return
         report.report_objects += 1
         report.report_rows += rows
         if rows != expected:
-            report.problems.append(f"date {day}: {self.etl.target.describe(key)} has {rows} "
-                                   f"rows, the meta file says {expected}")
+            report.problems.append(f"date {day}: {where} has {rows} rows, the meta file says "
+                                   f"{expected}")

@@ -11,9 +11,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import yaml
 
-
-class ConfigError(ValueError):
-    """A setting is missing, unknown or has a bad value; the message names the key."""
+from xetra.errors import ConfigError
 
 
 REPORT_FORMATS = ("parquet", "csv")
@@ -207,7 +205,7 @@ def parse_date(value: Any, setting: str) -> dt.date:
         try:
             return dt.date.fromisoformat(value)
         except ValueError as exc:
-            raise ConfigError(f"{setting}: not a valid date: {value!r} ({exc})") from None
+            raise ConfigError(f"{setting}: not a valid date: {value!r} ({exc})") from exc
     raise ConfigError(f"{setting}: expected a date YYYY-MM-DD, got {value!r}")
 
 
@@ -294,8 +292,8 @@ def _job(root: _Section) -> JobSettings:
     timezone = section.get("timezone", str, "Europe/Berlin")
     try:
         ZoneInfo(timezone)
-    except (ZoneInfoNotFoundError, ValueError):
-        raise ConfigError(f"{section.name('timezone')}: unknown time zone {timezone!r}") from None
+    except (ZoneInfoNotFoundError, ValueError) as exc:
+        raise ConfigError(f"{section.name('timezone')}: unknown time zone {timezone!r}") from exc
     return JobSettings(
         first_date=parse_date(section.get("first_date", (str, dt.date)),
                               section.name("first_date")),
@@ -374,12 +372,12 @@ def load_config(path: str | Path) -> AppConfig:
     try:
         text = Path(path).read_text(encoding="utf-8")
     except OSError as exc:
-        raise ConfigError(f"--config: cannot read {path}: {exc.strerror}") from None
+        raise ConfigError(f"--config: cannot read {path}: {exc.strerror}") from exc
     try:
         raw = yaml.safe_load(text)
     except yaml.YAMLError as exc:
         raise ConfigError(f"--config: {path} is not valid YAML: "
-                          f"{str(exc).splitlines()[0]}") from None
+                          f"{str(exc).splitlines()[0]}") from exc
     return config_from_mapping(raw)
 
 
@@ -388,4 +386,4 @@ def configure_logging(config: AppConfig) -> None:
     try:
         logging.config.dictConfig(dict(config.logging))
     except (ValueError, TypeError, AttributeError, ImportError) as exc:
-        raise ConfigError(f"logging: rejected by logging.config.dictConfig: {exc}") from None
+        raise ConfigError(f"logging: rejected by logging.config.dictConfig: {exc}") from exc

@@ -13,33 +13,25 @@ from zoneinfo import ZoneInfo
 
 import pyarrow as pa
 
-from xetra import transform
+from xetra import formats, transform
 from xetra.catchup import (ACCEPTED_MISSING, StaleDate, missing_session_hours,
-                           previous_day_text, split_overdue, stale_dates)
+                           previous_day_text, split_overdue)
 from xetra.config import AppConfig
-from xetra.formats import (SOURCE_COLUMNS, TRADE_COLUMNS, ParsedSource, SourceFormatError,
+from xetra.dates import utc_now_iso
+from xetra.errors import NeedsAllColumns, OverdueData, SourceFormatError
+from xetra.formats import (HEADER_ONLY_SIZES, SOURCE_COLUMNS, TRADE_COLUMNS, ParsedSource,
                            empty_source_table)
-from xetra.locks import GlobalLock, SliceLock
-from xetra.meta import MetaEntry, MetaProcess, MetaSnapshot, date_range, utc_now_iso
+from xetra.jobcontrol import Claim, JobControl
+from xetra.meta import MetaEntry, MetaProcess
 from xetra.progress import Progress, format_dates
-from xetra.storage import ObjectStore, StorageError
+from xetra.storage import ObjectStore
 from xetra.transform import RowCounts
 
 logger = logging.getLogger(__name__)
 
-# A header-only object is this many bytes (LF or CRLF line end): no need to GET it.
-HEADER_ONLY_SIZES = frozenset({136, 137})
 # Days read (and their trades selected) ahead of the one being summarised and written: two
 # keep both cores busy (~10 % faster than one on a month, for ~60 MB more at peak).
 READ_AHEAD_DAYS = 2
-
-
-class JobStateError(RuntimeError):
-    """What the operator asked cannot be done in the target's present state (exit 1)."""
-
-
-class OverdueData(RuntimeError):
-    """Source data that should have arrived long ago is still missing (exit 4)."""
 
 
 @dataclass
@@ -118,9 +110,15 @@ class SourceReader:
         return [info for info in self.store.list_objects(f"{day.isoformat()}/")
                 if pattern.fullmatch(info.key.rsplit("/", 1)[-1])]
 
+    def read_object(self, key: str, columns: Sequence[str] = SOURCE_COLUMNS) -> ParsedSource:
+        """GET one source object and parse its `columns` (SourceFormatError if not a CSV)."""
+        # formats.parse_source_csv looked up at call time: the fault tests' wrappers patch it.
+        return formats.parse_source_csv(self.store.get_bytes(key), self.store.describe(key),
+                                        columns)
+
     def _read(self, key: str, columns: Sequence[str]) -> ParsedSource | str:
         try:
-            return self.store.read_csv(key, columns)
+            return self.read_object(key, columns)
         except SourceFormatError as exc:
             if not self.skip_bad_objects:
                 raise
@@ -218,21 +216,14 @@ class XetraETL:
     def __init__(self, source: ObjectStore, target: ObjectStore, config: AppConfig,
                  pool: ThreadPoolExecutor):
         self.config = config
-        self.target = target
         self.reader = SourceReader(source, pool, config.job.skip_bad_objects)
-        self.meta = MetaProcess(target, config.meta)
+        self.control = JobControl(target, config)
         self.history = PreviousTradingDays(self._closes_of, config.job.lookback_days)
-        self.unlisted_reports: set[dt.date] = set()
-        self._lock: tuple[GlobalLock | SliceLock, float] | None = None
-        report = config.report
-        self.report_key_pattern = re.compile(
-            rf"{re.escape(report.prefix + report.name)}_(\d{{4}}-\d{{2}}-\d{{2}})\."
-            rf"{re.escape(report.format)}")
 
-    def report_key(self, day: dt.date) -> str:
-        """The deterministic key of a date's report object, so a rerun overwrites, never adds."""
-        report = self.config.report
-        return f"{report.prefix}{report.name}_{day.isoformat()}.{report.format}"
+    @property
+    def meta(self) -> MetaProcess:
+        """The target's meta file."""
+        return self.control.meta
 
     def extract(self, day: dt.date) -> DaySource | None:
         """The date's source rows, or None when none of its hourly objects exist yet."""
@@ -244,13 +235,13 @@ class XetraETL:
             try:
                 source.selected = transform.select_trades(source.table, day, currencies,
                                                           source.malformed_rows)
-            except transform.NeedsAllColumns as exc:
+            except NeedsAllColumns as exc:
                 # Rare: read the day again with every column to find the exact duplicates.
                 logger.info("%s: %s; reading its objects again with all columns", day, exc)
                 full = self.reader.read_day(day, SOURCE_COLUMNS)
                 if full is None:
                     raise SourceFormatError(f"{day}: hourly objects vanished while the day "
-                                            f"was read") from None
+                                            f"was read") from exc
                 source.selected = transform.select_trades(full.table, day, currencies,
                                                           full.malformed_rows)
         return source.selected
@@ -292,113 +283,71 @@ class XetraETL:
         return DayResult(report, counts, None if previous is None else previous[0],
                          missing_session_hours(transform.trade_hours(trades)))
 
-    def load(self, day: dt.date, report: pa.Table) -> str:
+    def load(self, day: dt.date, report: pa.Table, claim: Claim) -> str:
         """Write the date's report object; no object for a date without trades (an unlisted
         object under its key is removed: this run processes the date, and exactly once
         allows no report object for a date without trades)."""
-        key = self.report_key(day)
         if report.num_rows == 0:
-            if day in self.unlisted_reports:
-                logger.warning("%s: removing report object %s: the date has no trades",
-                               day, self.target.describe(key))
-                self.target.delete(key)
+            if day in claim.unlisted:
+                key = self.control.reports.remove(day)
+                logger.warning("%s: removed report object %s: the date has no trades", day,
+                               self.control.reports.describe(key))
             return ""
-        self.target.write_table(
-            key, transform.with_output_names(report, self.config.report.columns),
-            self.config.report.format)
-        return key
-
-    def report_dates(self) -> dict[dt.date, str]:
-        """The report objects under the report prefix, by date (one listing)."""
-        found = {}
-        for info in self.target.list_objects(self.config.report.prefix):
-            match = self.report_key_pattern.fullmatch(info.key)
-            if match:
-                found[dt.date.fromisoformat(match.group(1))] = info.key
-        return found
-
-    def unlisted_report_dates(self, snapshot: MetaSnapshot) -> list[dt.date]:
-        """Dates with a report object that the meta file does not list: left by a killed run,
-        by another job sharing the report prefix, or listed by a meta file since restored
-        from a backup. Never removed: only a run that processes the date replaces it."""
-        return sorted(day for day in self.report_dates() if day not in snapshot.entries)
-
-    def unlisted_warning(self, days: list[dt.date]) -> str:
-        """One line about report objects of dates the meta file does not list."""
-        return (f"{len(days)} report object(s) of dates the meta file does not list "
-                f"({format_dates(days)}): left as they are; a run that processes such a date "
-                f"replaces its object, and one that is not this job's is removed by hand "
-                f"(docs/CONTRACT.md, \"Report objects the meta file does not list\")")
-
-    def _warn_accepted_with_data(self, snapshot: MetaSnapshot, folders: set[dt.date]) -> None:
-        for day, entry in sorted(snapshot.entries.items()):
-            if entry.status == ACCEPTED_MISSING and day in folders and \
-                    self.reader.hourly_objects(day):
-                logger.warning("%s is recorded as accepted missing (%s) but now has hourly "
-                               "source objects; it stays accepted (remove its row from the "
-                               "meta file to have it processed)", day, entry.reason)
+        return self.control.reports.write(
+            day, transform.with_output_names(report, self.config.report.columns))
 
     def plan(self, first: dt.date, last: dt.date) -> list[dt.date]:
         """Dates from `first` to `last` not yet in the meta file, and the stale ones."""
-        snapshot = self.meta.load()
-        stale = [item.day for item in self.stale(snapshot, first, last)]
-        return sorted({*self.meta.pending_dates(snapshot, first, last), *stale})
-
-    def stale(self, snapshot: MetaSnapshot, first: dt.date, last: dt.date) -> list[StaleDate]:
-        """The dates from `first` to `last` whose report compares with the wrong day."""
-        return stale_dates(snapshot.entries, date_range(first, last),
-                           self.config.job.lookback_days, self.config.job.first_date)
+        return self.control.plan(first, last)
 
     def today(self) -> dt.date:
         """Today in the job's time zone (where "yesterday" and overdue are counted)."""
         return dt.datetime.now(ZoneInfo(self.config.job.timezone)).date()
 
+    def warn_accepted_with_data(self, first: dt.date, last: dt.date,
+                                folders: set[dt.date]) -> list[str]:
+        """Warn about accepted gaps of the range whose source now has hourly objects; the
+        warnings (they stay accepted)."""
+        warnings = []
+        for day, entry in sorted(self.meta.load().entries.items()):
+            if first <= day <= last and entry.status == ACCEPTED_MISSING and \
+                    day in folders and self.reader.hourly_objects(day):
+                warnings.append(f"{day} is recorded as accepted missing ({entry.reason}) but "
+                                f"now has hourly source objects; it stays accepted (remove its "
+                                f"row from the meta file to have it processed)")
+                logger.warning("%s", warnings[-1])
+        return warnings
+
+    def accept_missing(self, days: list[dt.date], reason: str) -> list[dt.date]:
+        """Record `days` as dates that will never have data (see JobControl.accept_missing)."""
+        return self.control.accept_missing(days, reason,
+                                           lambda day: len(self.reader.hourly_objects(day)))
+
     def etl_report1(self, first: dt.date, last: dt.date, slice_only: bool = False) -> RunSummary:
-        """Process every pending date from `first` to `last` under the run lock, then compute
+        """Process every pending date from `first` to `last` under the run's lock, then compute
         again the dates of the range whose previous trading day has changed since.
 
-        `slice_only`: a backfill slice, run beside other slices (see xetra.locks): it locks
-        only its own dates. Dates without source objects are counted as waiting or overdue
-        (`summary.overdue_error()`), and logged once as ranges.
+        `slice_only`: a backfill slice, run beside other slices (see xetra.jobcontrol): it
+        locks only its own dates. Dates without source objects are counted as waiting or
+        overdue (`summary.overdue_error()`), and logged once as ranges.
         """
         started = time.monotonic()
         summary = RunSummary(max_wait_days=self.config.job.max_wait_days)
-        snapshot = self.meta.load()
         folders = self.reader.dates_with_folders(first, last)
-        unlisted = self.unlisted_report_dates(snapshot)
-        if unlisted:
-            logger.warning("%s", self.unlisted_warning(unlisted))
-        self._warn_accepted_with_data(snapshot, folders)
-        pending = self.meta.pending_dates(snapshot, first, last)
-        if not [day for day in pending if day in folders] and \
-                not self.stale(snapshot, first, last):
-            logger.info("nothing to do: every date from %s to %s with source objects is in the "
-                        "meta file", first, last)
-            self._count_missing(summary, pending)
-            summary.seconds = time.monotonic() - started
-            return summary
-        lock = SliceLock(self.target, self.config.meta, first, last) if slice_only \
-            else GlobalLock(self.target, self.config.meta)
-        lock.acquire()
-        self._lock = (lock, time.monotonic())
-        try:
-            snapshot = self.meta.load()  # again: another run may have finished meanwhile
-            self.unlisted_reports = set(self.unlisted_report_dates(snapshot))
-            pending = self.meta.pending_dates(snapshot, first, last)
-            readable = [day for day in pending if day in folders]
-            logger.info("%d date(s) to process from %s to %s", len(readable), first, last)
-            progress = Progress(len(readable))
-            self._process_days(readable, summary, progress, {})
-            stale = self.stale(self.meta.load(), first, last)
-            if stale:
-                progress.total += len(stale)
-                self._process_days([item.day for item in stale], summary, progress,
-                                   {item.day: item for item in stale})
-            self._warn_stale_after(last)
-        finally:
-            lock.release()
-            self._lock = None
-        self._count_missing(summary, [day for day in pending if day not in folders])
+        self.warn_accepted_with_data(first, last, folders)
+        with self.control.claim(first, last, slice_only, folders) as claim:
+            progress = Progress(len(claim.dates))
+            self._process_days(claim, claim.dates, summary, (progress, {}))
+            if claim.lock is not None:
+                stale = self.control.stale(self.meta.load(), first, last)
+                if stale:
+                    progress.total += len(stale)
+                    self._process_days(claim, [item.day for item in stale], summary,
+                                       (progress, {item.day: item for item in stale}))
+                self._warn_stale_after(last)
+        without_source = [day for day in self.control.pending(first, last)
+                          if day not in folders]
+        self._count_missing(summary, without_source)
         summary.seconds = time.monotonic() - started
         return summary
 
@@ -413,78 +362,24 @@ class XetraETL:
 
     def _warn_stale_after(self, last: dt.date) -> None:
         """Name the dates after the range that now compare with the wrong day."""
-        after = self.stale(self.meta.load(), last + dt.timedelta(days=1),
-                           last + dt.timedelta(days=self.config.job.lookback_days))
+        after = self.control.stale(self.meta.load(), last + dt.timedelta(days=1),
+                                   last + dt.timedelta(days=self.config.job.lookback_days))
         for item in after:
             logger.warning("%s (outside this run's range); a run over it computes it again",
                            item.describe())
 
-    def _process_days(self, days: list[dt.date], summary: RunSummary, progress: Progress,
-                      stale: dict[dt.date, StaleDate]) -> None:
+    def _process_days(self, claim: Claim, days: list[dt.date], summary: RunSummary,
+                      context: tuple[Progress, dict[dt.date, StaleDate]]) -> None:
         """Process `days` in order, committing each in the committer thread."""
+        progress, stale = context
         with ThreadPoolExecutor(1, thread_name_prefix="xetra-commit") as committer:
             committing: Future | None = None
             for day, source in self._sources_ahead(days):
                 committing = self._process_day(day, summary, source, committer, committing,
-                                               (progress, stale.get(day)))
-                self._refresh_lock()
+                                               (claim, progress, stale.get(day)))
+                claim.keep_alive()
             if committing is not None:
                 committing.result()
-
-    def _refresh_lock(self) -> None:
-        # A refresh is a conditional write (slow on some S3 servers): once a quarter of the
-        # expiry has passed is often enough to keep the lock alive.
-        lock, refreshed = self._lock
-        if time.monotonic() - refreshed > self.config.meta.lock_ttl_seconds / 4:
-            lock.refresh()
-            self._lock = (lock, time.monotonic())
-
-    def accept_missing(self, days: list[dt.date], reason: str) -> list[dt.date]:
-        """Record `days` as accepted missing under the run lock; returns the dates added.
-
-        JobStateError for a date that is already processed; a date that has source objects
-        after all is accepted with a warning (its data may be unusable)."""
-        lock = GlobalLock(self.target, self.config.meta)
-        lock.acquire()
-        try:
-            snapshot = self.meta.load()
-            new = []
-            for day in sorted(set(days)):
-                entry = snapshot.entries.get(day)
-                if entry is not None and entry.status == ACCEPTED_MISSING:
-                    logger.info("%s is already recorded as accepted missing (%s)", day,
-                                entry.reason)
-                elif entry is not None:
-                    rows = f" ({entry.report_rows} report rows)" if entry.report_rows else ""
-                    raise JobStateError(f"--accept-missing: {day} is already processed{rows}; "
-                                        f"only a date without data can be accepted")
-                else:
-                    objects = self.reader.hourly_objects(day)
-                    if objects:
-                        logger.warning("%s has %d hourly source object(s); accepting it anyway: "
-                                       "it will never be processed", day, len(objects))
-                    new.append(day)
-            if new:
-                self.meta.record([MetaEntry(day, utc_now_iso(), status=ACCEPTED_MISSING,
-                                            reason=reason) for day in new])
-                logger.info("recorded as accepted missing (%s): %s", reason, format_dates(new))
-            return new
-        finally:
-            lock.release()
-
-    def _discard_unrecorded(self, day: dt.date, key: str) -> None:
-        """After a failed meta update, remove the date's new report object unless the meta
-        file lists the date after all (the write may have landed before the error)."""
-        if not key:
-            return
-        try:
-            if day not in self.meta.load().entries:
-                logger.warning("removing report object %s: its date could not be recorded",
-                               self.target.describe(key))
-                self.target.delete(key)
-        except StorageError as exc:
-            logger.warning("could not remove %s (%s); the next run that processes %s "
-                           "replaces it", self.target.describe(key), exc, day)
 
     def _sources_ahead(self, days: list[dt.date]) -> Iterator[tuple[dt.date, DaySource | None]]:
         """Each day with its source, while the next READ_AHEAD_DAYS days are being read.
@@ -507,15 +402,15 @@ class XetraETL:
 
     def _process_day(self, day: dt.date, summary: RunSummary, source: DaySource | None,
                      committer: ThreadPoolExecutor, previous: Future | None,
-                     context: tuple[Progress, StaleDate | None]) -> Future | None:
+                     context: tuple[Claim, Progress, StaleDate | None]) -> Future | None:
         """Transform the day here and commit it (report, then meta entry) in `committer`.
 
         The writes of one day overlap the transform of the next: commits stay in date
         order, one at a time, and a failed commit stops the run before the next is started.
         Returns the day's pending commit (or `previous` when there is nothing to commit).
-        A stale day (`context[1]`) is computed again: same key, its meta entry updated.
+        A stale day (`context[2]`) is computed again: same key, its meta entry updated.
         """
-        progress, stale = context
+        claim, progress, stale = context
         if source is None and stale is not None:
             logger.warning("%s; its hourly source objects are gone, so it cannot be computed "
                            "again", stale.describe())
@@ -536,13 +431,8 @@ class XetraETL:
                           ";".join(str(hour) for hour in result.missing_hours))
 
         def commit() -> None:
-            key = self.load(day, report)
-            try:
-                self.meta.record([replace(entry, report_key=key)])
-            except StorageError:
-                if stale is None:  # a recomputed date stays listed: its next run redoes it
-                    self._discard_unrecorded(day, key)
-                raise
+            key = self.load(day, report, claim)
+            self.control.record(replace(entry, report_key=key), recompute=stale is not None)
             what = f"recomputed: its previous trading day is now {stale.implied} (was " \
                 f"{previous_day_text(stale.recorded)}), " if stale else ""
             logger.info("%s: %s%d rows read, %d rows dropped, %d report rows -> %s (%s)", day,

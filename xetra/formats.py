@@ -12,9 +12,15 @@ import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
+from xetra.errors import SourceFormatError
+
 SOURCE_COLUMNS = ("ISIN", "Mnemonic", "SecurityDesc", "SecurityType", "Currency", "SecurityID",
                   "Date", "Time", "StartPrice", "MaxPrice", "MinPrice", "EndPrice",
                   "TradedVolume", "NumberOfTrades")
+# The header line of Deutsche Börse's objects. An object holding only it (LF or CRLF line
+# end) has no rows: its listed size tells, so it need not be fetched.
+SOURCE_HEADER = ",".join(SOURCE_COLUMNS)
+HEADER_ONLY_SIZES = frozenset({len(SOURCE_HEADER) + 1, len(SOURCE_HEADER) + 2})
 PRICE_COLUMNS = ("StartPrice", "MaxPrice", "MinPrice", "EndPrice")
 TEXT_KEY_COLUMNS = ("ISIN", "Currency", "Date", "Time")
 
@@ -33,10 +39,6 @@ TRADE_COLUMNS = ("ISIN", "Currency", "Date", "Time", *PRICE_COLUMNS, "TradedVolu
 _NUMBER = r"^[+-]?([0-9]+(\.[0-9]*)?|\.[0-9]+)([eE][+-]?[0-9]+)?$"
 _INTEGER = r"^[+-]?[0-9]+$"
 _ASCII_TEXT = r"^[\x20-\x7e]*$"
-
-
-class SourceFormatError(ValueError):
-    """An object cannot be read as a Xetra CSV at all; the message names the object."""
 
 
 @dataclass(frozen=True)
@@ -72,8 +74,8 @@ def _check_header(data: bytes, where: str) -> None:
     first_line = data.split(b"\n", 1)[0].removeprefix(codecs.BOM_UTF8).rstrip(b"\r")
     try:
         header = next(csv.reader([first_line.decode("utf-8")]))
-    except (UnicodeDecodeError, csv.Error, StopIteration):
-        raise SourceFormatError(f"{where}: not a CSV (unreadable header line)") from None
+    except (UnicodeDecodeError, csv.Error, StopIteration) as exc:
+        raise SourceFormatError(f"{where}: not a CSV (unreadable header line)") from exc
     missing = [name for name in SOURCE_COLUMNS if name not in header]
     if missing:
         raise SourceFormatError(f"{where}: header lacks required column(s) "
@@ -137,7 +139,7 @@ def parse_source_csv(data: bytes, where: str,
             table, malformed = _read_tolerant(data, columns)
         except pa.ArrowInvalid as exc:
             raise SourceFormatError(f"{where}: not a readable CSV: "
-                                    f"{str(exc).splitlines()[0]}") from None
+                                    f"{str(exc).splitlines()[0]}") from exc
     return ParsedSource(table.select(columns), malformed)
 
 

@@ -8,6 +8,7 @@ from typing import Mapping, Sequence
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from xetra.errors import NeedsAllColumns
 from xetra.formats import PRICE_COLUMNS, SOURCE_COLUMNS
 
 _ISIN = r"^[A-Z]{2}[A-Z0-9]{9}[0-9]$"
@@ -109,11 +110,6 @@ def _minutes_are_unique(trades: pa.Table) -> bool:
     minute = pc.take(_minute_of_day(times.dictionary), times.indices)
     key = pc.add(pc.multiply(pc.cast(codes, pa.int64()), 1440), minute)
     return len(pc.unique(key)) == trades.num_rows
-
-
-class NeedsAllColumns(ValueError):
-    """Two trades share ISIN and minute, and only all source columns tell whether they are
-    exact duplicates: select again from the rows with every column."""
 
 
 def _first_occurrences(table: pa.Table) -> pa.Table:
