@@ -283,12 +283,12 @@ class XetraETL:
         return DayResult(report, counts, None if previous is None else previous[0],
                          missing_session_hours(transform.trade_hours(trades)))
 
-    def load(self, day: dt.date, report: pa.Table, claim: Claim) -> str:
+    def load(self, day: dt.date, report: pa.Table, claim: Claim | None = None) -> str:
         """Write the date's report object; no object for a date without trades (an unlisted
         object under its key is removed: this run processes the date, and exactly once
         allows no report object for a date without trades)."""
         if report.num_rows == 0:
-            if day in claim.unlisted:
+            if claim is not None and day in claim.unlisted:
                 key = self.control.reports.remove(day)
                 logger.warning("%s: removed report object %s: the date has no trades", day,
                                self.control.reports.describe(key))
