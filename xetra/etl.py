@@ -289,9 +289,9 @@ class XetraETL:
         allows no report object for a date without trades)."""
         if report.num_rows == 0:
             if claim is not None and day in claim.unlisted:
-                key = self.control.reports.remove(day)
-                logger.warning("%s: removed report object %s: the date has no trades", day,
-                               self.control.reports.describe(key))
+                logger.warning("%s: removing report object %s: the date has no trades", day,
+                               self.control.reports.describe(self.control.reports.key(day)))
+                self.control.reports.remove(day)
             return ""
         return self.control.reports.write(
             day, transform.with_output_names(report, self.config.report.columns))
