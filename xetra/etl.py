@@ -125,19 +125,20 @@ class SourceReader:
             logger.warning("skipping bad object: %s", exc)
             return str(exc)
 
-    def dates_with_folders(self, first: dt.date, last: dt.date) -> set[dt.date]:
-        """The dates from `first` to `last` that have a folder in the source: one listing of
-        folder names instead of one listing per date (most dates of a long range have none).
-        A folder may still hold no hourly objects (only per-minute ones)."""
-        found = set()
+    def dates_with_hourly_objects(self, first: dt.date, last: dt.date) -> list[dt.date]:
+        """The dates from `first` to `last` whose folder exists in the source, in order: one
+        listing of folder names instead of one listing per date (most dates of a long range
+        have none). A folder may still hold no hourly objects (only per-minute ones): reading
+        the date then finds none, and it waits like a date without a folder."""
+        found = []
         for name in self.store.list_folders(""):
             try:
                 day = dt.date.fromisoformat(name) if len(name) == 10 else None
             except ValueError:
                 continue
             if day is not None and first <= day <= last:
-                found.add(day)
-        return found
+                found.append(day)
+        return sorted(found)
 
     def read_day(self, day: dt.date, columns: Sequence[str] | None = None) -> DaySource | None:
         """All rows of the date in key order (the reader's columns unless given), or None
@@ -333,7 +334,7 @@ class XetraETL:
         """
         started = time.monotonic()
         summary = RunSummary(max_wait_days=self.config.job.max_wait_days)
-        folders = self.reader.dates_with_folders(first, last)
+        folders = set(self.reader.dates_with_hourly_objects(first, last))
         self.warn_accepted_with_data(first, last, folders)
         with self.control.claim(first, last, slice_only, folders) as claim:
             progress = Progress(len(claim.dates))
