@@ -96,6 +96,9 @@ class JobSettings:
     lookback_days: int = 10
     max_concurrent_reads: int = 8
     skip_bad_objects: bool = False
+    # Deutsche Börse publishes a date's folder the day after it, weekends included: three
+    # days cover a late upload over a weekend before a missing date is an alarm (exit 4).
+    max_wait_days: int = 3
 
 
 @dataclass(frozen=True)
@@ -298,7 +301,20 @@ def _job(root: _Section) -> JobSettings:
         lookback_days=section.positive("lookback_days", int, 10),
         max_concurrent_reads=section.positive("max_concurrent_reads", int, 8),
         skip_bad_objects=section.get("skip_bad_objects", bool, False),
+        max_wait_days=_in_range(section, "max_wait_days", 3, 0, MAX_WAIT_DAYS_LIMIT),
     )
+
+
+# A hundred years: a value this large switches the overdue alarm off, larger ones are typos.
+MAX_WAIT_DAYS_LIMIT = 36500
+
+
+def _in_range(section: _Section, key: str, default: int, low: int, high: int) -> int:
+    """An integer from `low` to `high`, both included."""
+    value = section.get(key, int, default)
+    if not low <= value <= high:
+        raise ConfigError(f"{section.name(key)}: must be from {low} to {high}, got {value}")
+    return value
 
 
 def _s3(root: _Section) -> S3ClientSettings:
