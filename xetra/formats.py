@@ -3,7 +3,9 @@ from __future__ import annotations
 
 import codecs
 import csv
+import datetime as dt
 import io
+import re
 from dataclasses import dataclass
 from typing import Callable, Sequence
 
@@ -41,10 +43,19 @@ _NUMBER = r"^[+-]?([0-9]+(\.[0-9]*)?|\.[0-9]+)([eE][+-]?[0-9]+)?$"
 _INTEGER = r"^[+-]?[0-9]+$"
 _SAFE_INTEGER = r"^[+-]?0*[0-9]{1,18}$"  # at most 18 digits: always within int64
 _ASCII_TEXT = r"^[\t\x20-\x7e]*$"
+_HOURLY_KEY = re.compile(r"(\d{4}-\d\d-\d\d)/\1_BINS_XETR([01]\d|2[0-3])\.csv")
 _INT64 = (-2 ** 63, 2 ** 63 - 1)
 # Arrow reads a CSV in blocks of 1 MiB; a row longer than a block (a 2 MB description) needs
 # a block as large as the object.
 _BLOCK_SIZE = 1 << 20
+
+
+def is_hourly_object(key: str, day: dt.date) -> bool:
+    """True for the key of one of `day`'s own hourly objects, `YYYY-MM-DD/YYYY-MM-DD_BINS_XETRHH.csv`
+    with HH 00..23, relative to the source root. Per-minute objects (`..._XETRHHMM.csv`) and
+    anything in a folder below the date's (`YYYY-MM-DD/backup/...`) are not source."""
+    date = day.isoformat()
+    return _HOURLY_KEY.fullmatch(key) is not None and key.startswith(f"{date}/{date}_")
 
 
 class SourceFormatError(ValueError):
@@ -133,11 +144,11 @@ def _read_blocks(data: bytes, names: list[str], column_types: dict[str, pa.DataT
         malformed.append(1)
         return "skip"
 
-    def read(block_size: int) -> pa.Table:
+    def read(block_size: int, encoding: str) -> pa.Table:
         malformed.clear()
         return pacsv.read_csv(
             io.BytesIO(data),
-            read_options=_read_options(names, block_size),
+            read_options=_read_options(names, block_size, encoding),
             parse_options=pacsv.ParseOptions(newlines_in_values=newlines_in_values,
                                              invalid_row_handler=skip_malformed),
             convert_options=pacsv.ConvertOptions(
@@ -145,22 +156,35 @@ def _read_blocks(data: bytes, names: list[str], column_types: dict[str, pa.DataT
                 include_columns=list(columns),
                 null_values=[""], strings_can_be_null=False, quoted_strings_can_be_null=False),
         )
-    return _with_large_rows(read, len(data)), len(malformed)
+    return _robustly(read, len(data)), len(malformed)
 
 
-def _read_options(names: list[str], block_size: int) -> pacsv.ReadOptions:
+def _read_options(names: list[str], block_size: int, encoding: str) -> pacsv.ReadOptions:
     # Our own (stripped) names: a header "ISIN ,..." still finds its columns.
-    return pacsv.ReadOptions(column_names=names, skip_rows=1, block_size=block_size)
+    return pacsv.ReadOptions(column_names=names, skip_rows=1, block_size=block_size,
+                             encoding=encoding)
 
 
-def _with_large_rows(read: Callable[[int], pa.Table], size: int) -> pa.Table:
-    """read(block size); again with one block for the whole object when a row is too long."""
-    try:
-        return read(_BLOCK_SIZE)
-    except pa.ArrowInvalid as exc:
-        if "straddl" not in str(exc) or size < _BLOCK_SIZE:
-            raise
-        return read(size + 1)
+def _robustly(read: Callable[[int, str], pa.Table], size: int) -> pa.Table:
+    """read(block size, encoding), again as needed so that no single row stops the object:
+
+    - a row longer than a block (a 2 MB field) needs one block for the whole object;
+    - pyarrow hands a malformed row to our handler as UTF-8 text and fails on a row with
+      bytes that are not UTF-8: the object is then read as latin-1, which maps every byte.
+      No value the report uses changes (prices, volumes, ISIN, Date, Time are ASCII).
+    """
+    block_size, encoding = _BLOCK_SIZE, "utf8"
+    for _ in range(3):
+        try:
+            return read(block_size, encoding)
+        except pa.ArrowInvalid as exc:
+            if "straddl" in str(exc) and block_size <= size:
+                block_size = size + 1
+            elif str(exc).startswith("CSV parse error") and encoding == "utf8":
+                encoding = "latin-1"
+            else:
+                raise
+    return read(block_size, encoding)
 
 
 def _ascii(values: pa.Array | pa.ChunkedArray) -> pa.Array | pa.ChunkedArray:
@@ -186,7 +210,11 @@ def _integers(column: pa.ChunkedArray) -> pa.ChunkedArray:
     distinct value once (a 2021 day holds ~50k distinct volumes in 1.2M rows)."""
     encoded = pc.dictionary_encode(column.combine_chunks())
     text = pc.utf8_trim(_ascii(encoded.dictionary), BLANKS)
-    values = _only_matching(text, _SAFE_INTEGER, pa.int64())
+    # Arrow's cast refuses a plus sign: drop it once the value has matched the rule.
+    values = pc.cast(pc.if_else(pc.fill_null(pc.match_substring_regex(text, _SAFE_INTEGER),
+                                             False),
+                                pc.utf8_ltrim(text, "+"), pa.scalar(None, pa.string())),
+                     pa.int64())
     long = pc.and_(pc.is_null(values),
                    pc.fill_null(pc.match_substring_regex(text, _INTEGER), False))
     if pc.any(long).as_py():  # 19 digits or more: Python decides what fits in int64
@@ -255,6 +283,38 @@ def parse_source_csv(data: bytes, where: str,
             raise SourceFormatError(f"{where}: not a readable CSV: "
                                     f"{str(exc).splitlines()[0][:200]}") from None
     return ParsedSource(table.select(columns), malformed)
+
+
+def read_source_rows(data: bytes, where: str, columns: Sequence[str], rows: pa.Array,
+                     expected_rows: int) -> pa.Table:
+    """The raw `columns` of the data rows at positions `rows` (ascending, counted as in the
+    table parse_source_csv returns, whose row count `expected_rows` is) of one object.
+
+    Reads block by block and keeps only those rows, so memory stays that of one block and
+    the rows kept, whatever the object's size. SourceFormatError when the object now reads as
+    another number of rows than before.
+    """
+    names = header_names(data, where)
+    wanted = [name for name in SOURCE_COLUMNS if name in columns]
+
+    def read(block_size: int, encoding: str) -> pa.Table:
+        reader = pacsv.open_csv(
+            io.BytesIO(data), read_options=_read_options(names, block_size, encoding),
+            parse_options=pacsv.ParseOptions(newlines_in_values=True,
+                                             invalid_row_handler=lambda _row: "skip"),
+            convert_options=pacsv.ConvertOptions(
+                column_types={name: pa.binary() for name in wanted}, include_columns=wanted,
+                null_values=[""], strings_can_be_null=False, quoted_strings_can_be_null=False))
+        kept, start = [], 0
+        for batch in reader:
+            end = start + batch.num_rows
+            inside = pc.and_(pc.greater_equal(rows, start), pc.less(rows, end))
+            kept.append(batch.take(pc.subtract(rows.filter(inside), start)))
+            start = end
+        if start != expected_rows:
+            raise SourceFormatError(f"{where}: read as {start} rows, before as {expected_rows}")
+        return pa.Table.from_batches(kept, schema=pa.schema([(n, pa.binary()) for n in wanted]))
+    return _robustly(read, len(data))
 
 
 def serialise_table(table: pa.Table, report_format: str) -> bytes:
