@@ -86,7 +86,7 @@ def _validity_checks(source: pa.Table, day: dt.date) -> list[tuple[str, pa.Array
     """Each check of a valid row, named by what a row failing it is (SPEC section 2)."""
     checks = [
         ("ISIN is not an ISIN", _matches_per_value(source["ISIN"], _ISIN)),
-        (f"Date is not {day.isoformat()}, the date the object is filed under",
+        (f"Date is not {day.isoformat()}, the date its object is filed under",
          pc.equal(source["Date"], day.isoformat())),
         ("Time is not HH:MM or HH:MM:SS", _matches_per_value(source["Time"], _TIME)),
     ]
@@ -126,10 +126,10 @@ def invalid_reasons(source: pa.Table, day: dt.date,
 
 def describe_invalid(day: dt.date, counts: RowCounts,
                      reasons: Sequence[tuple[str, int]]) -> str:
-    """One line on a date's invalid rows: how many, their share, the most common reason."""
-    common = f"; most common: {reasons[0][0]} ({reasons[0][1]} rows)" if reasons else ""
+    """A date's invalid rows in words: how many, their share, the most common reason."""
+    common = f"; most common: {reasons[0][0]}: {reasons[0][1]} rows" if reasons else ""
     return (f"{day}: {counts.invalid} of {counts.rows_read} rows invalid "
-            f"({counts.invalid_share:.1%}){common}")
+            f"({counts.invalid_share:.1%}{common})")
 
 
 def _sharing_isin_and_time(trades: pa.Table) -> pa.Array | None:
