@@ -250,7 +250,8 @@ def _check_url(url: str, setting: str) -> str:
             raise ConfigError(f"{setting}: '..' is not allowed in {_brief(url)}")
         return url
     if "://" in url:
-        raise ConfigError(f"{setting}: expected s3://bucket/prefix or a local path, got {_brief(url)}")
+        raise ConfigError(f"{setting}: expected s3://bucket/prefix or a local path, "
+                          f"got {_brief(url)}")
     if not url:
         raise ConfigError(f"{setting}: must not be empty")
     return url
@@ -325,7 +326,8 @@ def _job(root: _Section) -> JobSettings:
     try:
         ZoneInfo(timezone)
     except (ZoneInfoNotFoundError, ValueError):
-        raise ConfigError(f"{section.name('timezone')}: unknown time zone {_brief(timezone)}") from None
+        raise ConfigError(f"{section.name('timezone')}: unknown time zone "
+                          f"{_brief(timezone)}") from None
     return JobSettings(
         first_date=parse_date(section.get("first_date", (str, dt.date)),
                               section.name("first_date")),

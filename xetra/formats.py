@@ -51,9 +51,10 @@ _BLOCK_SIZE = 1 << 20
 
 
 def is_hourly_object(key: str, day: dt.date) -> bool:
-    """True for the key of one of `day`'s own hourly objects, `YYYY-MM-DD/YYYY-MM-DD_BINS_XETRHH.csv`
-    with HH 00..23, relative to the source root. Per-minute objects (`..._XETRHHMM.csv`) and
-    anything in a folder below the date's (`YYYY-MM-DD/backup/...`) are not source."""
+    """True for the key of one of `day`'s own hourly objects (relative to the source root):
+    `YYYY-MM-DD/YYYY-MM-DD_BINS_XETRHH.csv` with HH 00..23. Per-minute objects
+    (`..._XETRHHMM.csv`) and anything in a folder below the date's (`YYYY-MM-DD/backup/...`)
+    are not source."""
     date = day.isoformat()
     return _HOURLY_KEY.fullmatch(key) is not None and key.startswith(f"{date}/{date}_")
 
