@@ -8,8 +8,8 @@ holds each of its rows twice. Runs the job (`run.py` of `--repo`, default this c
 each as its own process, `--repeat` times, and prints the median peak RSS (the process's own
 high-water mark, ru_maxrss from wait4) with its ratio to the day without duplicates.
 
-    pipenv run python scripts/duplicate_memory.py --mb 150 --repeat 3
-    pipenv run python scripts/duplicate_memory.py --mb 150 --one-object --repo /path/to/other
+    pipenv run python -m benchmarks.duplicate_memory --mb 150 --repeat 3
+    pipenv run python -m benchmarks.duplicate_memory --mb 150 --one-object --repo /path/to/other
 """
 from __future__ import annotations
 
@@ -23,11 +23,9 @@ import sys
 import tempfile
 from pathlib import Path
 
+from benchmarks.synthetic import generate
+
 REPO = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(REPO))
-
-from benchmarks.synthetic import generate  # noqa: E402  pylint: disable=wrong-import-position
-
 DAY = dt.date(2021, 3, 2)  # a Tuesday
 BYTES_PER_NOMINAL_ROW = 86  # 1.4M nominal rows gave 120.8 MB with the generator's defaults
 CONFIG = """\
