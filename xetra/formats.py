@@ -35,9 +35,11 @@ TRADE_COLUMNS = ("ISIN", "Currency", "Date", "Time", *PRICE_COLUMNS, "TradedVolu
 # One rule for every value, whichever path reads it (the fast typed parse, or the tolerant
 # one used when some value of the object does not parse): blanks around a number are ignored;
 # a price is a decimal number (sign, exponent allowed); a volume is an integer within int64.
-# Arrow's float parser accepts exactly these spellings (checked on 105k generated strings);
-# its integer parser too, except that it refuses "+5" (so the tolerant path reads the object)
-# and takes "0x10" as 16: where "0x" occurs, volumes are read as text (see _fast_types).
+# Arrow's float parser accepts exactly these spellings (checked on 105k generated strings), so
+# prices are parsed by the CSV reader. Its integer parser refuses "+5" and takes "0x10" as 16,
+# so volumes are read as text and converted by _integers(), once per distinct value: ~5 % more
+# CPU than Arrow's own conversion, less than scanning each object for "0x" (~35 %).
+_FAST_TYPES = {**SOURCE_TYPES, "TradedVolume": pa.binary()}
 BLANKS = " \t"
 _NUMBER = r"^[+-]?([0-9]+(\.[0-9]*)?|\.[0-9]+)([eE][+-]?[0-9]+)?$"
 _INTEGER = r"^[+-]?[0-9]+$"
@@ -243,27 +245,6 @@ def _read_tolerant(data: bytes, names: list[str], wanted: Sequence[str]) -> tupl
     return pa.table(columns, schema=source_schema(wanted)), malformed
 
 
-def _starts_a_field_with_0x(data: bytes) -> bool:
-    """True when some field (blanks aside) starts with "0x" or "0X"; never in real data, where
-    "0X" occurs only inside ISINs and mnemonics (a few hundred times per object)."""
-    for marker in (b"0x", b"0X"):
-        found = data.find(marker)
-        while found >= 0:
-            before = found - 1
-            while before >= 0 and data[before] in b" \t":
-                before -= 1
-            if before < 0 or data[before] in b',"\r\n':
-                return True
-            found = data.find(marker, found + 2)
-    return False
-
-
-def _fast_types(data: bytes) -> dict[str, pa.DataType]:
-    if _starts_a_field_with_0x(data):
-        return {**SOURCE_TYPES, "TradedVolume": pa.binary()}
-    return SOURCE_TYPES
-
-
 def parse_source_csv(data: bytes, where: str,
                      columns: Sequence[str] = SOURCE_COLUMNS) -> ParsedSource:
     """Parse one hourly Xetra CSV object (only `columns` of it, in source order); values that
@@ -272,9 +253,8 @@ def parse_source_csv(data: bytes, where: str,
     names = header_names(data, where)
     columns = [name for name in SOURCE_COLUMNS if name in columns]
     try:
-        types = _fast_types(data)
-        table, malformed = _read(data, names, types, columns)
-        if "TradedVolume" in columns and types["TradedVolume"] == pa.binary():
+        table, malformed = _read(data, names, _FAST_TYPES, columns)
+        if "TradedVolume" in columns:
             table = table.set_column(table.schema.get_field_index("TradedVolume"),
                                      "TradedVolume", _integers(table["TradedVolume"]))
     except (pa.ArrowInvalid, UnicodeDecodeError):
