@@ -114,9 +114,10 @@ def header_names(data: bytes, where: str) -> list[str]:
     names = [name.strip(BLANKS) for name in header]
     missing = [name for name in SOURCE_COLUMNS if name not in names]
     if missing:
+        unknown = [name for name in names if name not in SOURCE_COLUMNS]
         raise SourceFormatError(f"{where}: header lacks required column(s) "
-                                f"{', '.join(missing)} (it has {len(names)} field(s): "
-                                f"{_shown(names)})")
+                                f"{', '.join(missing)}"
+                                f"{f' (unknown name(s): {_shown(unknown)})' if unknown else ''}")
     twice = sorted({name for name in names if names.count(name) > 1 and name in SOURCE_COLUMNS})
     if twice:
         raise SourceFormatError(f"{where}: header names column(s) {', '.join(twice)} twice")
