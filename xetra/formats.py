@@ -67,7 +67,8 @@ class SourceFormatError(ValueError):
 
 @dataclass(frozen=True)
 class ParsedSource:
-    """One source object as a typed table; `malformed_rows` lines had the wrong field count."""
+    """One source object as a typed table; `malformed_rows` lines were in rows with the wrong
+    number of fields (a row swallowed by a stray quote counts each of its lines)."""
 
     table: pa.Table
     malformed_rows: int
@@ -144,8 +145,9 @@ def _read_blocks(data: bytes, names: list[str], column_types: dict[str, pa.DataT
                  columns: Sequence[str], newlines_in_values: bool) -> tuple[pa.Table, int]:
     malformed: list[int] = []
 
-    def skip_malformed(_row: pacsv.InvalidRow) -> str:
-        malformed.append(1)
+    def skip_malformed(row: pacsv.InvalidRow) -> str:
+        # Each line counts: a stray quote can swallow the rest of an object into one row.
+        malformed.append(row.text.count("\n") + 1)
         return "skip"
 
     def read(block_size: int, encoding: str) -> pa.Table:
@@ -160,7 +162,7 @@ def _read_blocks(data: bytes, names: list[str], column_types: dict[str, pa.DataT
                 include_columns=list(columns),
                 null_values=[""], strings_can_be_null=False, quoted_strings_can_be_null=False),
         )
-    return _robustly(read, len(data)), len(malformed)
+    return _robustly(read, len(data)), sum(malformed)
 
 
 def _read_options(names: list[str], block_size: int, encoding: str) -> pacsv.ReadOptions:

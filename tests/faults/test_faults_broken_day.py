@@ -37,6 +37,10 @@ BROKEN_FORMATS = {
                    f"10.8;11.2;50;1\n{ISIN_B};MNE;X;Common stock;EUR;1;{D2};09:05;50;55;50;"
                    f"55;20;1\n".encode(), "wrong number of fields"),
     "time_as_hhmm_without_colon": (d2_object(Time="0905"), "Time is not HH:MM or HH:MM:SS"),
+    # An unbalanced quote swallows the rest of the object into one malformed row: each of its
+    # lines counts as an invalid row (2), not 1 of 1 with the other row silently lost.
+    "stray_quote": (d2_object().replace(b"SOME SHARE", b'"SOME SHARE', 1),
+                    "wrong number of fields"),
 }
 
 
