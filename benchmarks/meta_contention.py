@@ -20,7 +20,8 @@ from contextlib import nullcontext
 
 from tests.s3servers import moto_server, seaweedfs
 from xetra.config import MetaSettings, StorageLocation
-from xetra.meta import MetaEntry, MetaProcess, utc_now_iso
+from xetra.dates import utc_now_iso
+from xetra.meta import MetaEntry, MetaProcess
 from xetra.s3 import S3BucketConnector
 from xetra.storage import LocalStorage
 

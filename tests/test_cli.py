@@ -2,11 +2,13 @@
 import datetime as dt
 import io
 import json
+import logging
 
 import pytest
 
 from xetra import cli
-from xetra.config import ConfigError, load_config
+from xetra.config import load_config
+from xetra.errors import ConfigError
 
 SAMPLE_CONFIG = "configs/xetra_sample.yml"
 
@@ -96,6 +98,31 @@ def test_corrupt_meta_file_exit_status_1_and_untouched(tmp_path):
     assert status == 1 and "lacks column(s) source_date" in err
     assert meta.read_bytes() == b"garbage\n"
     assert not (target / "report1").exists()
+
+
+def test_a_failure_shows_one_line_and_logs_its_cause_at_debug(tmp_path):
+    records = []
+    handler = logging.Handler(logging.DEBUG)
+    handler.emit = records.append
+    job_logger = logging.getLogger("xetra")
+    level = job_logger.level
+    job_logger.addHandler(handler)
+    job_logger.setLevel(logging.DEBUG)
+    plan_file = tmp_path / "no-such-folder" / "plan.json"
+    try:
+        status, out, err = call("--config", SAMPLE_CONFIG, "--to", "2017-06-28", "--target",
+                                str(tmp_path / "out"), "--plan", "--plan-file", str(plan_file))
+    finally:
+        job_logger.removeHandler(handler)
+        job_logger.setLevel(level)
+    assert (status, out) == (1, "")
+    assert err == f"xetra: run failed: cannot write --plan-file {plan_file}: " \
+        f"No such file or directory\n"
+    with_traceback = [record for record in records if record.exc_info]
+    assert [record.levelno for record in with_traceback] == [logging.DEBUG]
+    raised = with_traceback[0].exc_info[1]
+    assert isinstance(raised.__cause__, FileNotFoundError)  # what the OS said, kept
+    assert raised.__cause__.filename == str(plan_file)
 
 
 def test_open_store_picks_the_adapter(repo_root):

@@ -6,8 +6,9 @@ import logging
 import pytest
 import yaml
 
-from xetra.config import (DEFAULT_COLUMNS, ConfigError, StorageLocation, config_from_mapping,
-                          configure_logging, load_config, parse_date)
+from xetra.config import (DEFAULT_COLUMNS, StorageLocation, config_from_mapping, configure_logging,
+                          load_config, parse_date)
+from xetra.errors import ConfigError
 
 
 @pytest.fixture

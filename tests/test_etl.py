@@ -10,9 +10,11 @@ from moto import mock_aws
 from tests.builders import bar, write_day, write_no_trading_day
 from xetra import transform
 from xetra.config import config_from_mapping
+from xetra.errors import LockHeldError, SourceFormatError
 from xetra.etl import PreviousTradingDays, RunSummary, SourceReader, XetraETL
-from xetra.formats import SourceFormatError, deserialise_table
-from xetra.meta import LockHeldError, MetaEntry, MetaProcess, RunLock
+from xetra.formats import deserialise_table
+from xetra.jobcontrol import RunLock
+from xetra.meta import MetaEntry, MetaProcess
 from xetra.s3 import S3BucketConnector
 from xetra.storage import LocalStorage
 
@@ -132,8 +134,8 @@ def test_header_only_hours_are_not_read_and_minute_objects_are_ignored(repo_root
     minute_object.write_text("whatever")
     etl = make_etl(repo_root, folders, pool, first_date="2021-05-07")
     read = []
-    original = LocalStorage.read_csv
-    monkeypatch.setattr(LocalStorage, "read_csv",
+    original = SourceReader.read_object
+    monkeypatch.setattr(SourceReader, "read_object",
                         lambda self, key, *columns: read.append(key) or original(self, key,
                                                                                  *columns))
     summary = etl.etl_report1(MONDAY, D(2021, 5, 11))
@@ -157,8 +159,8 @@ def test_orphan_report_objects_are_removed(repo_root, folders, pool):
                     "report1/xetra_report1_2021-05-07.parquet"]
     target.put_bytes("report1/xetra_report1_2021-05-06.parquet", b"orphan")
     snapshot = etl.meta.load()
-    assert etl.remove_orphans(snapshot, scope={D(2021, 5, 5)}) == 0
-    assert etl.remove_orphans(snapshot) == 1
+    assert etl.control.remove_orphans(snapshot, scope={D(2021, 5, 5)}) == 0
+    assert etl.control.remove_orphans(snapshot) == 1
 
 
 def test_a_held_lock_stops_the_run_before_any_write(repo_root, folders, pool):

@@ -26,7 +26,8 @@ import pytest
 import yaml
 
 from xetra.cli import build_parser
-from xetra.config import ConfigError, config_from_mapping, configure_logging
+from xetra.config import config_from_mapping, configure_logging
+from xetra.errors import ConfigError
 
 REPO = Path(__file__).resolve().parent.parent
 DEPLOY = REPO / "deploy"

@@ -6,9 +6,11 @@ import threading
 import pytest
 
 from xetra.config import MetaSettings
-from xetra.meta import (LockHeldError, MetaEntry, MetaFileError, MetaProcess, MetaSnapshot,
-                        RunLock, date_range, yesterday)
-from xetra.storage import LocalStorage, PreconditionFailed, StorageError
+from xetra.dates import date_range, yesterday
+from xetra.errors import LockHeldError, MetaFileError, PreconditionFailed, StorageError
+from xetra.jobcontrol import RunLock
+from xetra.meta import MetaEntry, MetaProcess, MetaSnapshot
+from xetra.storage import LocalStorage
 
 KEY = "meta/report1/xetra_report1_meta_file.csv"
 D = dt.date

@@ -11,12 +11,10 @@ from tests.builders import HEADER, Bar, bar, write_day
 from tests.reference import COLUMNS, reference_report
 from tests.test_formats import REAL_2022_ROW
 from tests.test_etl import make_etl, report_of
-from xetra import cli, transform
-from xetra import etl as etl_module
-from xetra import formats
-from xetra.formats import SourceFormatError, deserialise_table
-from xetra.meta import RunLock
-from xetra.storage import StorageError
+from xetra import cli, formats, jobcontrol, transform
+from xetra.errors import SourceFormatError, StorageError
+from xetra.formats import deserialise_table
+from xetra.jobcontrol import RunLock
 
 FIRST, LAST = dt.date(2021, 3, 24), dt.date(2021, 4, 9)  # Easter, DST, weekends
 
@@ -114,7 +112,7 @@ def test_lock_is_refreshed_once_a_quarter_of_its_expiry_has_passed(repo_root, tm
     monkeypatch.setattr(RunLock, "refresh", lambda self: refreshes.append(self.key))
 
     class Clock:  # pylint: disable=too-few-public-methods
-        """etl's clock: every reading is 100 s after the one before."""
+        """Job control's clock: every reading is 100 s after the one before."""
         now = 0.0
 
         @classmethod
@@ -122,11 +120,11 @@ def test_lock_is_refreshed_once_a_quarter_of_its_expiry_has_passed(repo_root, tm
             """The next reading."""
             cls.now += 100
             return cls.now
-    monkeypatch.setattr(etl_module, "time", Clock)
+    monkeypatch.setattr(jobcontrol, "time", Clock)
     etl = make_etl(repo_root, (source, target), pool, first_date="2021-05-10")
     etl.etl_report1(days[0], days[-1])
-    # Readings: start 100, loop start 200, after each day 300, 400, 500 (> 200 + 225 s:
-    # refresh, new mark 600), 700; ttl 900 s, so one refresh where every day used to do one.
+    # Readings: lock taken 100, after each day 200, 300, 400 (> 100 + 225 s: refresh, new
+    # mark 500), 600; ttl 900 s, so one refresh in four days, not one per day.
     assert refreshes == ["meta/report1/xetra_report1.lock"]
     assert etl.meta.load().dates == set(days)
     fast = make_etl(repo_root, (tmp_path / "source", tmp_path / "target2"), pool,

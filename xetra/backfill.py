@@ -1,24 +1,23 @@
 """Parallel backfill: split the pending dates into slices, and verify a whole range after.
 
 Because a date's report rows do not depend on the batch it is computed in (SPEC section 2),
-slices of a range can run as independent processes or pods; xetra.locks says which runs may
-share the target, and MetaProcess.record merges their meta file updates.
+slices of a range can run as independent processes or pods; xetra.jobcontrol says which runs
+may share the target, and MetaProcess.record merges their meta file updates.
 """
 from __future__ import annotations
 
 import datetime as dt
-import io
 import json
 import logging
 from dataclasses import dataclass, field
 
 import pyarrow as pa
-import pyarrow.parquet as pq
 
-from xetra.etl import XetraETL
-from xetra.formats import deserialise_table
-from xetra.meta import MetaEntry, MetaFileError, MetaProcess, date_range
-from xetra.storage import ObjectNotFound
+from xetra.dates import date_range
+from xetra.errors import MetaFileError, ObjectNotFound
+from xetra.etl import SourceReader
+from xetra.jobcontrol import JobControl
+from xetra.meta import MetaEntry
 
 logger = logging.getLogger(__name__)
 
@@ -56,21 +55,6 @@ def plan_json(plan: list[DateSlice]) -> str:
     return json.dumps([item.as_param() for item in plan])
 
 
-def contention_line(meta: MetaProcess) -> str:
-    """How this process's meta file updates went: updates, 412 conflicts, seconds spent."""
-    per_update = meta.update_seconds / meta.updates if meta.updates else 0.0
-    return (f"meta file updates={meta.updates} conflicts_412={meta.conflicts} "
-            f"update_seconds={meta.update_seconds:.2f} ({per_update:.3f} s per update)")
-
-
-def rows_in_report(data: bytes, report_format: str) -> int:
-    """The number of rows of a report object (a parquet object's footer says it)."""
-    if report_format == "parquet":
-        # The footer only: pq.read_table would start the dataset machinery for a count.
-        return pq.ParquetFile(io.BytesIO(data)).metadata.num_rows
-    return deserialise_table(data, report_format).num_rows
-
-
 @dataclass
 class VerifyReport:
     """What verify found over a range: counts, and the problems that make it fail."""
@@ -105,24 +89,21 @@ class RangeVerifier:
     """Checks a range after a backfill: every date in the meta file once, every listed date's
     report object holding the rows the meta file says, and no orphan report objects."""
 
-    def __init__(self, etl: XetraETL):
-        self.etl = etl
+    def __init__(self, control: JobControl, reader: SourceReader):
+        self.control = control
+        self.reports = control.reports
+        self.reader = reader
 
     def verify(self, first: dt.date, last: dt.date) -> VerifyReport:
         """Check `first`..`last`; the report's problems are empty when all holds."""
         report = VerifyReport(first, last)
         try:
             # parse() rejects a date listed twice, so a loaded file lists each date once.
-            entries = self.etl.meta.load().entries
+            entries = self.control.meta.load().entries
         except MetaFileError as exc:
             report.problems.append(str(exc))
             return report
-        objects = {}
-        target = self.etl.target
-        for info in target.list_objects(self.etl.config.report.prefix):
-            match = self.etl.report_key_pattern.fullmatch(info.key)
-            if match:
-                objects[dt.date.fromisoformat(match.group(1))] = info.key
+        objects = self.reports.by_date()
         for day in date_range(first, last):
             entry = entries.get(day)
             if entry is None:
@@ -134,9 +115,9 @@ class RangeVerifier:
 
     def _check_unlisted(self, day: dt.date, key: str | None, report: VerifyReport) -> None:
         if key is not None:
-            report.problems.append(f"orphan report object {self.etl.target.describe(key)} "
+            report.problems.append(f"orphan report object {self.reports.describe(key)} "
                                    f"(date {day} not in the meta file)")
-        if self.etl.reader.hourly_objects(day):
+        if self.reader.hourly_objects(day):
             report.problems.append(f"date {day} has source objects but is not in the meta "
                                    f"file")
         else:
@@ -155,23 +136,22 @@ class RangeVerifier:
         if expected == 0:
             if key is not None:
                 report.problems.append(f"date {day}: meta file says no trades but "
-                                       f"{self.etl.target.describe(key)} exists")
+                                       f"{self.reports.describe(key)} exists")
             return
-        key = entry.report_key or self.etl.report_key(day)
+        key = entry.report_key or self.reports.key(day)
+        where = self.reports.describe(key)
         try:
-            data = self.etl.target.get_bytes(key)
+            rows = self.reports.row_count(key)
         except ObjectNotFound:
-            report.problems.append(f"date {day}: report object {self.etl.target.describe(key)} "
-                                   f"is missing (meta file says {expected} rows)")
+            report.problems.append(f"date {day}: report object {where} is missing (meta file "
+                                   f"says {expected} rows)")
             return
-        try:
-            rows = rows_in_report(data, self.etl.config.report.format)
         except (pa.ArrowInvalid, OSError) as exc:
-            report.problems.append(f"date {day}: {self.etl.target.describe(key)} is not a "
-                                   f"readable {self.etl.config.report.format} object ({exc})")
+            report.problems.append(f"date {day}: {where} is not a readable "
+                                   f"{self.reports.settings.format} object ({exc})")
             return
         report.report_objects += 1
         report.report_rows += rows
         if rows != expected:
-            report.problems.append(f"date {day}: {self.etl.target.describe(key)} has {rows} "
-                                   f"rows, the meta file says {expected}")
+            report.problems.append(f"date {day}: {where} has {rows} rows, the meta file says "
+                                   f"{expected}")

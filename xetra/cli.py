@@ -10,20 +10,16 @@ from typing import Sequence, TextIO
 
 import pyarrow as pa
 
-from xetra.config import (AppConfig, ConfigError, StorageLocation, configure_logging,
-                          load_config, parse_date)
-from xetra.backfill import RangeVerifier, contention_line, plan_json, plan_slices
+from xetra.backfill import RangeVerifier, plan_json, plan_slices
+from xetra.config import AppConfig, StorageLocation, configure_logging, load_config, parse_date
+from xetra.dates import yesterday
+from xetra.errors import ConfigError, StorageError, VerifyFailed, XetraError
 from xetra.etl import XetraETL
-from xetra.formats import SourceFormatError
-from xetra.meta import LockHeldError, MetaFileError, yesterday
-from xetra.storage import LocalStorage, ObjectStore, StorageError
+from xetra.storage import LocalStorage, ObjectStore
 
 logger = logging.getLogger("xetra")
 
-EXIT_OK = 0
-EXIT_FAILED = 1
-EXIT_CONFIG = 2
-EXIT_LOCKED = 3
+EXIT_OK = 0  # the failures' exit statuses are those of xetra.errors
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -85,51 +81,55 @@ def check_access(store: ObjectStore, section: str) -> None:
     try:
         store.check_access()
     except StorageError as exc:
-        raise StorageError(f"{exc} (check the {section} settings)") from None
+        raise StorageError(f"{exc} (check the {section} settings)") from exc
 
 
 def run(argv: Sequence[str], stdout: TextIO = sys.stdout, stderr: TextIO = sys.stderr) -> int:
     """Run the job; returns the process exit status."""
     args = build_parser().parse_args(argv)
+    logging_configured = False
     try:
         config = load_config(args.config).with_locations(args.source, args.target)
-        first, last = date_window(config, args.first, args.last)
+        window = date_window(config, args.first, args.last)
         check_mode_arguments(args)
         configure_logging(config)
-    except ConfigError as exc:
-        stderr.write(f"xetra: configuration error: {exc}\n")
-        return EXIT_CONFIG
-    try:
-        source = open_store(config.source, config, create=False)
-        read_only = args.dry_run or args.plan or args.verify
-        target = open_store(config.target, config, create=not read_only)
-        check_access(source, "source")
-        if not read_only or config.target.is_s3:
-            check_access(target, "target")  # a dry run creates no local folder
-        with ThreadPoolExecutor(config.job.max_concurrent_reads,
-                                thread_name_prefix="xetra-read") as pool:
-            etl = XetraETL(source, target, config, pool)
-            if args.dry_run:
-                pending = etl.plan(first, last)
-                stdout.write("".join(f"{day}\n" for day in pending))
-                logger.info("dry run: %d date(s) would be processed from %s to %s",
-                            len(pending), first, last)
-                return EXIT_OK
-            if args.plan or args.verify:
-                return backfill_step(args, etl, (first, last), stdout, stderr)
-            summary = etl.etl_report1(first, last, slice_only=args.slice)
-        logger.info(contention_line(etl.meta))
-        logger.info(summary.line())
-        stdout.write(f"report objects under {target.describe(config.report.prefix)}\n")
-        return EXIT_OK
-    except LockHeldError as exc:
-        logger.error("%s", exc)
-        stderr.write(f"xetra: {exc}\n")
-        return EXIT_LOCKED
-    except (StorageError, SourceFormatError, MetaFileError) as exc:
-        logger.error("run failed: %s", exc)
-        stderr.write(f"xetra: run failed: {exc}\n")
-        return EXIT_FAILED
+        logging_configured = True
+        return execute(args, config, window, stdout)
+    except XetraError as exc:
+        # Before logging is configured, an ERROR record would reach stderr a second time.
+        if logging_configured:
+            logger.error("%s", exc.line())
+        logger.debug("%s: where it was raised, and its cause", exc.line(), exc_info=True)
+        stderr.write(f"xetra: {exc.line()}\n")
+        return exc.exit_status
+
+
+def execute(args: argparse.Namespace, config: AppConfig, window: tuple[dt.date, dt.date],
+            stdout: TextIO) -> int:
+    """The run the arguments ask for, on a valid configuration; XetraError when it fails."""
+    first, last = window
+    source = open_store(config.source, config, create=False)
+    read_only = args.dry_run or args.plan or args.verify
+    target = open_store(config.target, config, create=not read_only)
+    check_access(source, "source")
+    if not read_only or config.target.is_s3:
+        check_access(target, "target")  # a dry run creates no local folder
+    with ThreadPoolExecutor(config.job.max_concurrent_reads,
+                            thread_name_prefix="xetra-read") as pool:
+        etl = XetraETL(source, target, config, pool)
+        if args.dry_run:
+            pending = etl.plan(first, last)
+            stdout.write("".join(f"{day}\n" for day in pending))
+            logger.info("dry run: %d date(s) would be processed from %s to %s",
+                        len(pending), first, last)
+            return EXIT_OK
+        if args.plan or args.verify:
+            return backfill_step(args, etl, window, stdout)
+        summary = etl.etl_report1(first, last, slice_only=args.slice)
+    logger.info(etl.meta.contention_line())
+    logger.info(summary.line())
+    stdout.write(f"report objects under {target.describe(config.report.prefix)}\n")
+    return EXIT_OK
 
 
 def use_lean_memory_pool() -> None:
@@ -156,8 +156,9 @@ def check_mode_arguments(args: argparse.Namespace) -> None:
 
 
 def backfill_step(args: argparse.Namespace, etl: XetraETL, window: tuple[dt.date, dt.date],
-                  stdout: TextIO, stderr: TextIO) -> int:
-    """--plan: print the slices still to do; --verify: check the whole range."""
+                  stdout: TextIO) -> int:
+    """--plan: print the slices still to do; --verify: check the whole range (VerifyFailed
+    when it does not hold)."""
     first, last = window
     if args.plan:
         plan = plan_slices(etl.plan(first, last), args.slices)
@@ -169,17 +170,16 @@ def backfill_step(args: argparse.Namespace, etl: XetraETL, window: tuple[dt.date
                     handle.write(text + "\n")
             except OSError as exc:
                 raise StorageError(f"cannot write --plan-file {args.plan_file}: "
-                                   f"{exc.strerror}") from None
+                                   f"{exc.strerror}") from exc
         stdout.write(text + "\n")
         return EXIT_OK
-    report = RangeVerifier(etl).verify(first, last)
+    report = RangeVerifier(etl.control, etl.reader).verify(first, last)
     for problem in report.problems:
         logger.error("verify: %s", problem)
+    if not report.ok:
+        raise VerifyFailed(report.line())
     logger.info(report.line())
-    if report.ok:
-        return EXIT_OK
-    stderr.write(f"xetra: {report.line()}\n")
-    return EXIT_FAILED
+    return EXIT_OK
 
 
 def main() -> None:

@@ -13,9 +13,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import yaml
 
-
-class ConfigError(ValueError):
-    """A setting is missing, unknown or has a bad value; the message names the key."""
+from xetra.errors import ConfigError
 
 
 REPORT_FORMATS = ("parquet", "csv")
@@ -232,7 +230,7 @@ def parse_date(value: Any, setting: str) -> dt.date:
         try:
             value = dt.date.fromisoformat(value)
         except ValueError as exc:
-            raise ConfigError(f"{setting}: not a valid date: {_brief(value)} ({exc})") from None
+            raise ConfigError(f"{setting}: not a valid date: {_brief(value)} ({exc})") from exc
     if not isinstance(value, dt.date):
         raise ConfigError(f"{setting}: expected a date YYYY-MM-DD, got {_brief(value)}")
     if value < EARLIEST_DATE:
@@ -325,9 +323,9 @@ def _job(root: _Section) -> JobSettings:
     timezone = section.get("timezone", str, "Europe/Berlin")
     try:
         ZoneInfo(timezone)
-    except (ZoneInfoNotFoundError, ValueError):
+    except (ZoneInfoNotFoundError, ValueError) as exc:
         raise ConfigError(f"{section.name('timezone')}: unknown time zone "
-                          f"{_brief(timezone)}") from None
+                          f"{_brief(timezone)}") from exc
     return JobSettings(
         first_date=parse_date(section.get("first_date", (str, dt.date)),
                               section.name("first_date")),
@@ -414,7 +412,7 @@ def _config_text(path: str | Path) -> str:
         with open(path, "rb") as handle:
             data = handle.read(MAX_CONFIG_BYTES + 1)
     except OSError as exc:
-        raise ConfigError(f"--config: cannot read {path}: {exc.strerror}") from None
+        raise ConfigError(f"--config: cannot read {path}: {exc.strerror}") from exc
     if len(data) > MAX_CONFIG_BYTES:
         raise ConfigError(f"--config: {path} is larger than {MAX_CONFIG_BYTES} bytes")
     try:
@@ -422,7 +420,7 @@ def _config_text(path: str | Path) -> str:
     except UnicodeDecodeError as exc:
         line = data.count(b"\n", 0, exc.start) + 1
         raise ConfigError(f"--config: {path} is not UTF-8 text: byte 0x{data[exc.start]:02x} "
-                          f"on line {line} (save the file as UTF-8)") from None
+                          f"on line {line} (save the file as UTF-8)") from exc
 
 
 def load_config(path: str | Path) -> AppConfig:
@@ -431,10 +429,10 @@ def load_config(path: str | Path) -> AppConfig:
     try:
         raw = yaml.load(text, Loader=_BoundedLoader)  # nosec B506: a safe loader
     except ConfigError as exc:
-        raise ConfigError(f"--config: {path}: {exc}") from None
+        raise ConfigError(f"--config: {path}: {exc}") from exc
     except yaml.YAMLError as exc:
         raise ConfigError(f"--config: {path} is not valid YAML: "
-                          f"{str(exc).splitlines()[0]}") from None
+                          f"{str(exc).splitlines()[0]}") from exc
     except RecursionError:
         raise ConfigError(f"--config: {path} is nested too deeply") from None
     return config_from_mapping(raw)
@@ -446,7 +444,7 @@ def configure_logging(config: AppConfig) -> None:
         logging.config.dictConfig(dict(config.logging))
     except (ValueError, TypeError, AttributeError, ImportError) as exc:
         raise ConfigError(f"logging: rejected by logging.config.dictConfig: "
-                          f"{_brief(str(exc))}") from None
+                          f"{_brief(str(exc))}") from exc
     # dictConfig disables every logger that exists unless the section says
     # disable_existing_loggers: false, and the job's exist by now: without this a section
     # that omits the key would silence the summary and every warning. Levels, handlers and

@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
-import re
 import time
 from collections import deque
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -11,20 +10,20 @@ from dataclasses import dataclass, field
 from typing import Callable, Iterator, Sequence
 
 import pyarrow as pa
+import pyarrow.compute as pc
 
-from xetra import transform
+from xetra import formats, transform
 from xetra.config import AppConfig
-from xetra.formats import (SOURCE_COLUMNS, TRADE_COLUMNS, ParsedSource, SourceFormatError,
+from xetra.errors import NeedsAllColumns, SourceFormatError, TooManyInvalidRows
+from xetra.formats import (HEADER_ONLY_SIZES, SOURCE_COLUMNS, TRADE_COLUMNS, ParsedSource,
                            empty_source_table)
-from xetra.locks import GlobalLock, SliceLock
-from xetra.meta import MetaEntry, MetaProcess, MetaSnapshot, date_range, utc_now_iso
-from xetra.storage import ObjectStore, StorageError
+from xetra.jobcontrol import JobControl
+from xetra.meta import MetaProcess
+from xetra.storage import ObjectStore
 from xetra.transform import RowCounts
 
 logger = logging.getLogger(__name__)
 
-# A header-only object is this many bytes (LF or CRLF line end): no need to GET it.
-HEADER_ONLY_SIZES = frozenset({136, 137})
 # Days read (and their trades selected) ahead of the one being summarised and written: two
 # keep both cores busy (~10 % faster than one on a month, for ~60 MB more at peak).
 READ_AHEAD_DAYS = 2
@@ -37,6 +36,8 @@ class DaySource:
     table: pa.Table
     malformed_rows: int
     skipped_objects: list[str] = field(default_factory=list)
+    # The objects `table` was read from, in its row order: (key, rows of the object in it).
+    objects: list[tuple[str, int]] = field(default_factory=list)
     # Its trades and counts once selected; the read-ahead then drops `table` to save memory.
     selected: tuple[pa.Table, RowCounts] | None = None
 
@@ -84,14 +85,19 @@ class SourceReader:
         self.columns = tuple(columns)  # parsed by default: what the report needs
 
     def hourly_objects(self, day: dt.date):
-        """The date's hourly objects (per-minute objects are not read), or [] if none yet."""
-        pattern = re.compile(rf"{day.isoformat()}_BINS_XETR(\d\d)\.csv")
+        """The date's own hourly objects (formats.is_hourly_object), or [] if none yet."""
         return [info for info in self.store.list_objects(f"{day.isoformat()}/")
-                if pattern.fullmatch(info.key.rsplit("/", 1)[-1])]
+                if formats.is_hourly_object(info.key, day)]
+
+    def read_object(self, key: str, columns: Sequence[str] = SOURCE_COLUMNS) -> ParsedSource:
+        """GET one source object and parse its `columns` (SourceFormatError if not a CSV)."""
+        # formats.parse_source_csv looked up at call time: the fault tests' wrappers patch it.
+        return formats.parse_source_csv(self.store.get_bytes(key), self.store.describe(key),
+                                        columns)
 
     def _read(self, key: str, columns: Sequence[str]) -> ParsedSource | str:
         try:
-            return self.store.read_csv(key, columns)
+            return self.read_object(key, columns)
         except SourceFormatError as exc:
             if not self.skip_bad_objects:
                 raise
@@ -114,7 +120,24 @@ class SourceReader:
                                if isinstance(item, ParsedSource)),
             skipped_objects=[key for key, item in zip(with_rows, parsed)
                              if not isinstance(item, ParsedSource)],
+            objects=[(key, item.table.num_rows) for key, item in zip(with_rows, parsed)
+                     if isinstance(item, ParsedSource)],
         )
+
+    def read_rows(self, source: DaySource, rows: pa.Array, columns: Sequence[str]) -> pa.Table:
+        """The raw `columns` of the day's rows at positions `rows` (ascending) of
+        `source.table`: each object holding some of them is fetched again and read block by
+        block, one object at a time, so memory stays that of one object and the rows kept."""
+        parts, start = [], 0
+        for key, count in source.objects:
+            inside = pc.and_(pc.greater_equal(rows, start), pc.less(rows, start + count))
+            if pc.any(inside).as_py():
+                # formats.read_source_rows looked up at call time, as parse_source_csv above.
+                parts.append(formats.read_source_rows(
+                    self.store.get_bytes(key), self.store.describe(key), columns,
+                    pc.subtract(rows.filter(inside), start), count))
+            start += count
+        return pa.concat_tables(parts)
 
 
 class PreviousTradingDays:
@@ -159,19 +182,14 @@ class XetraETL:
     def __init__(self, source: ObjectStore, target: ObjectStore, config: AppConfig,
                  pool: ThreadPoolExecutor):
         self.config = config
-        self.target = target
         self.reader = SourceReader(source, pool, config.job.skip_bad_objects)
-        self.meta = MetaProcess(target, config.meta)
+        self.control = JobControl(target, config)
         self.history = PreviousTradingDays(self._closes_of, config.job.lookback_days)
-        report = config.report
-        self.report_key_pattern = re.compile(
-            rf"{re.escape(report.prefix + report.name)}_(\d{{4}}-\d{{2}}-\d{{2}})\."
-            rf"{re.escape(report.format)}")
 
-    def report_key(self, day: dt.date) -> str:
-        """The deterministic key of a date's report object, so a rerun overwrites, never adds."""
-        report = self.config.report
-        return f"{report.prefix}{report.name}_{day.isoformat()}.{report.format}"
+    @property
+    def meta(self) -> MetaProcess:
+        """The target's meta file."""
+        return self.control.meta
 
     def extract(self, day: dt.date) -> DaySource | None:
         """The date's source rows, or None when none of its hourly objects exist yet."""
@@ -181,18 +199,30 @@ class XetraETL:
         if source.selected is None:
             currencies = self.config.report.currencies
             try:
-                source.selected = transform.select_trades(source.table, day, currencies,
-                                                          source.malformed_rows)
-            except transform.NeedsAllColumns as exc:
-                # Rare: read the day again with every column to find the exact duplicates.
-                logger.info("%s: %s; reading its objects again with all columns", day, exc)
-                full = self.reader.read_day(day, SOURCE_COLUMNS)
-                if full is None:
-                    raise SourceFormatError(f"{day}: hourly objects vanished while the day "
-                                            f"was read") from None
-                source.selected = transform.select_trades(full.table, day, currencies,
-                                                          full.malformed_rows)
+                selected = transform.select_trades(source.table, day, currencies,
+                                                   source.malformed_rows)
+            except NeedsAllColumns as exc:
+                # Trades share ISIN and Time: fetch the columns not parsed for those rows only.
+                logger.info("%s: %s; reading them for those rows", day, exc)
+                selected = transform.select_trades(
+                    source.table, day, currencies, source.malformed_rows,
+                    self.reader.read_rows(source, exc.rows, exc.columns))
+            self._check_invalid_share(day, source, selected[1])
+            source.selected = selected
         return source.selected
+
+    def _check_invalid_share(self, day: dt.date, source: DaySource, counts: RowCounts) -> None:
+        """Stop on a date whose rows are (nearly) all invalid; warn about any invalid row."""
+        if not counts.invalid:
+            return
+        reasons = transform.invalid_reasons(source.table, day, source.malformed_rows)
+        described = transform.describe_invalid(day, counts, reasons)
+        limit = self.config.job.max_invalid_share
+        if counts.invalid_share > limit:
+            raise TooManyInvalidRows(f"{described}, more than job.max_invalid_share {limit} "
+                                     f"allows (has the source format changed?); nothing "
+                                     f"recorded for {day}")
+        logger.warning("%s", described)
 
     def _extract_and_select(self, day: dt.date) -> DaySource | None:
         """The date's source with its trades already selected (work for the read-ahead)."""
@@ -227,93 +257,31 @@ class XetraETL:
         """Write the date's report object; no object for a date without trades."""
         if report.num_rows == 0:
             return ""
-        key = self.report_key(day)
-        self.target.write_table(
-            key, transform.with_output_names(report, self.config.report.columns),
-            self.config.report.format)
-        return key
-
-    def orphans(self, snapshot: MetaSnapshot, scope: set[dt.date] | None = None) -> list[str]:
-        """Report objects of dates the meta file does not list (left by a killed run).
-
-        `scope` limits this to some dates, for runs that share the target with others.
-        """
-        found = []
-        for info in self.target.list_objects(self.config.report.prefix):
-            match = self.report_key_pattern.fullmatch(info.key)
-            if match:
-                day = dt.date.fromisoformat(match.group(1))
-                if day not in snapshot.entries and (scope is None or day in scope):
-                    found.append(info.key)
-        return found
-
-    def remove_orphans(self, snapshot: MetaSnapshot, scope: set[dt.date] | None = None) -> int:
-        """Delete the orphans; returns how many."""
-        orphans = self.orphans(snapshot, scope)
-        for key in orphans:
-            logger.warning("removing orphan report object %s (date not in meta file)",
-                           self.target.describe(key))
-            self.target.delete(key)
-        return len(orphans)
+        return self.control.reports.write(
+            day, transform.with_output_names(report, self.config.report.columns))
 
     def plan(self, first: dt.date, last: dt.date) -> list[dt.date]:
         """Dates from `first` to `last` not yet in the meta file."""
-        return self.meta.pending_dates(self.meta.load(), first, last)
+        return self.control.pending(first, last)
 
     def etl_report1(self, first: dt.date, last: dt.date, slice_only: bool = False) -> RunSummary:
-        """Process every pending date from `first` to `last` under the run lock.
+        """Process every pending date from `first` to `last` under the run's lock.
 
-        `slice_only`: a backfill slice, run beside other slices (see xetra.locks): it locks
-        and cleans up only its own dates.
+        `slice_only`: a backfill slice, run beside other slices (see xetra.jobcontrol): it
+        locks and cleans up only its own dates.
         """
         started = time.monotonic()
         summary = RunSummary()
-        scope = set(date_range(first, last)) if slice_only else None
-        snapshot = self.meta.load()
-        if not self.meta.pending_dates(snapshot, first, last) and \
-                not self.orphans(snapshot, scope):
-            logger.info("nothing to do: every date from %s to %s is in the meta file", first,
-                        last)
-            summary.seconds = time.monotonic() - started
-            return summary
-        lock = SliceLock(self.target, self.config.meta, first, last) if slice_only \
-            else GlobalLock(self.target, self.config.meta)
-        lock.acquire()
-        try:
-            snapshot = self.meta.load()  # again: another run may have finished meanwhile
-            self.remove_orphans(snapshot, scope)
-            pending = self.meta.pending_dates(snapshot, first, last)
-            logger.info("%d date(s) to process from %s to %s", len(pending), first, last)
-            refreshed = time.monotonic()
-            with ThreadPoolExecutor(1, thread_name_prefix="xetra-commit") as committer:
-                committing: Future | None = None
-                for day, source in self._sources_ahead(pending):
-                    committing = self._process_day(day, summary, source, committer, committing)
-                    # A refresh is a conditional write (slow on some S3 servers): once a
-                    # quarter of the expiry has passed is often enough to keep the lock alive.
-                    if time.monotonic() - refreshed > self.config.meta.lock_ttl_seconds / 4:
-                        lock.refresh()
-                        refreshed = time.monotonic()
-                if committing is not None:
-                    committing.result()
-        finally:
-            lock.release()
+        with self.control.claim(first, last, slice_only) as claim, \
+                ThreadPoolExecutor(1, thread_name_prefix="xetra-commit") as committer:
+            committing: Future | None = None
+            for day, source in self._sources_ahead(claim.dates):
+                committing = self._process_day(day, summary, source, committer, committing)
+                claim.keep_alive()
+            if committing is not None:
+                committing.result()
         summary.seconds = time.monotonic() - started
         return summary
-
-    def _discard_unrecorded(self, day: dt.date, key: str) -> None:
-        """After a failed meta update, remove the date's new report object unless the meta
-        file lists the date after all (the write may have landed before the error)."""
-        if not key:
-            return
-        try:
-            if day not in self.meta.load().entries:
-                logger.warning("removing report object %s: its date could not be recorded",
-                               self.target.describe(key))
-                self.target.delete(key)
-        except StorageError as exc:
-            logger.warning("could not remove %s (%s); the next run removes it as an orphan",
-                           self.target.describe(key), exc)
 
     def _sources_ahead(self, days: list[dt.date]) -> Iterator[tuple[dt.date, DaySource | None]]:
         """Each day with its source, while the next READ_AHEAD_DAYS days are being read.
@@ -350,11 +318,7 @@ class XetraETL:
 
         def commit() -> None:
             key = self.load(day, report)
-            try:
-                self.meta.record([MetaEntry(day, utc_now_iso(), key, str(report.num_rows))])
-            except StorageError:
-                self._discard_unrecorded(day, key)
-                raise
+            self.control.record(day, key, report.num_rows)
             logger.info("%s: %d rows read, %d rows dropped, %d report rows -> %s", day,
                         counts.rows_read, counts.dropped, report.num_rows, key or "no trades")
             summary.processed.append(day)

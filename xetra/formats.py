@@ -14,9 +14,15 @@ import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
+from xetra.errors import SourceFormatError
+
 SOURCE_COLUMNS = ("ISIN", "Mnemonic", "SecurityDesc", "SecurityType", "Currency", "SecurityID",
                   "Date", "Time", "StartPrice", "MaxPrice", "MinPrice", "EndPrice",
                   "TradedVolume", "NumberOfTrades")
+# The header line of Deutsche Börse's objects. An object holding only it (LF or CRLF line
+# end) has no rows: its listed size tells, so it need not be fetched.
+SOURCE_HEADER = ",".join(SOURCE_COLUMNS)
+HEADER_ONLY_SIZES = frozenset({len(SOURCE_HEADER) + 1, len(SOURCE_HEADER) + 2})
 PRICE_COLUMNS = ("StartPrice", "MaxPrice", "MinPrice", "EndPrice")
 TEXT_KEY_COLUMNS = ("ISIN", "Currency", "Date", "Time")
 
@@ -59,10 +65,6 @@ def is_hourly_object(key: str, day: dt.date) -> bool:
     are not source."""
     date = day.isoformat()
     return _HOURLY_KEY.fullmatch(key) is not None and key.startswith(f"{date}/{date}_")
-
-
-class SourceFormatError(ValueError):
-    """An object cannot be read as a Xetra CSV at all; the message names the object."""
 
 
 @dataclass(frozen=True)
@@ -110,8 +112,8 @@ def header_names(data: bytes, where: str) -> list[str]:
     first_line = data.split(b"\n", 1)[0].removeprefix(codecs.BOM_UTF8).rstrip(b"\r")
     try:
         header = next(csv.reader([first_line.decode("utf-8")]))
-    except (UnicodeDecodeError, csv.Error, StopIteration):
-        raise SourceFormatError(f"{where}: not a CSV (unreadable header line)") from None
+    except (UnicodeDecodeError, csv.Error, StopIteration) as exc:
+        raise SourceFormatError(f"{where}: not a CSV (unreadable header line)") from exc
     names = [name.strip(BLANKS) for name in header]
     missing = [name for name in SOURCE_COLUMNS if name not in names]
     if missing:
@@ -265,7 +267,7 @@ def parse_source_csv(data: bytes, where: str,
             table, malformed = _read_tolerant(data, names, columns)
         except pa.ArrowInvalid as exc:
             raise SourceFormatError(f"{where}: not a readable CSV: "
-                                    f"{str(exc).splitlines()[0][:200]}") from None
+                                    f"{str(exc).splitlines()[0][:200]}") from exc
     return ParsedSource(table.select(columns), malformed)
 
 

@@ -2,24 +2,30 @@
 from __future__ import annotations
 
 import logging
-from typing import Sequence
+from contextlib import contextmanager
+from typing import Iterator
 
 import boto3
-import pyarrow as pa
 from botocore import UNSIGNED
 from botocore.config import Config
 from botocore.exceptions import (BotoCoreError, ClientError, ConnectionError as BotoConnectionError,
                                  NoCredentialsError, PartialCredentialsError)
 
-from xetra import formats
 from xetra.config import S3ClientSettings, StorageLocation
-from xetra.storage import (ObjectInfo, ObjectNotFound, PreconditionFailed, StorageError,
-                           VersionedBytes)
+from xetra.errors import ObjectNotFound, PreconditionFailed, StorageError
+from xetra.storage import ObjectInfo, VersionedBytes
 
 logger = logging.getLogger(__name__)
 
 _PRECONDITION_CODES = {"PreconditionFailed", "412", "ConditionalRequestConflict", "409"}
 _MISSING_KEY_CODES = {"NoSuchKey", "404", "NotFound"}
+
+
+def _http_status(exc: BaseException | None) -> int | None:
+    """The HTTP status of a botocore ClientError, else None."""
+    if isinstance(exc, ClientError):
+        return exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode")
+    return None
 
 
 class S3BucketConnector:
@@ -51,9 +57,18 @@ class S3BucketConnector:
         """The s3:// URL of `key`."""
         return f"s3://{self.bucket_name}/{self.prefix}{key}"
 
-    def _error(self, exc: Exception, action: str, key: str = "") -> StorageError:
-        """Translate a botocore error into one line that names bucket and key."""
-        where = f"{action} {self.describe(key)}"
+    @contextmanager
+    def _translated(self, action: str, key: str = "") -> Iterator[None]:
+        """The one place botocore's errors become the job's: every S3 call runs inside it, and
+        leaves with a StorageError (or ObjectNotFound, PreconditionFailed) whose one line
+        names bucket and key, botocore's error chained as its cause."""
+        try:
+            yield
+        except (ClientError, BotoCoreError) as exc:
+            raise self._error(exc, f"{action} {self.describe(key)}") from exc
+
+    def _error(self, exc: Exception, where: str) -> StorageError:
+        """The job's error for a botocore error: one line naming `where` (action and URL)."""
         if isinstance(exc, ClientError):
             return self._client_error(exc, where)
         if isinstance(exc, (NoCredentialsError, PartialCredentialsError)):
@@ -67,7 +82,7 @@ class S3BucketConnector:
 
     def _client_error(self, exc: ClientError, where: str) -> StorageError:
         code = str(exc.response.get("Error", {}).get("Code", ""))
-        status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode")
+        status = _http_status(exc)
         if code in _PRECONDITION_CODES or status == 412:
             return PreconditionFailed(f"{where}: precondition failed ({code})")
         if code in _MISSING_KEY_CODES:
@@ -85,46 +100,38 @@ class S3BucketConnector:
     def check_access(self) -> None:
         """HEAD the bucket: fails clearly on a missing bucket, bad credentials or endpoint."""
         try:
-            self.client.head_bucket(Bucket=self.bucket_name)
-        except ClientError as exc:
-            status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode")
-            if status == 404:
+            with self._translated("cannot access"):
+                self.client.head_bucket(Bucket=self.bucket_name)
+        except StorageError as exc:
+            if _http_status(exc.__cause__) == 404:
                 raise StorageError(f"bucket {self.bucket_name} does not exist "
-                                   f"({self.describe()})") from None
-            raise self._error(exc, "cannot access") from None
-        except BotoCoreError as exc:
-            raise self._error(exc, "cannot access") from None
+                                   f"({self.describe()})") from exc.__cause__
+            raise
 
     def list_objects(self, prefix: str) -> list[ObjectInfo]:
         """Every object under `prefix`, following ListObjectsV2 pagination."""
         paginator = self.client.get_paginator("list_objects_v2")
         found = []
-        try:
+        with self._translated("cannot list", prefix):
             for page in paginator.paginate(Bucket=self.bucket_name, Prefix=self.prefix + prefix):
                 for item in page.get("Contents", []):
                     found.append(ObjectInfo(item["Key"][len(self.prefix):], item["Size"]))
-        except (ClientError, BotoCoreError) as exc:
-            raise self._error(exc, "cannot list", prefix) from None
         return sorted(found, key=lambda info: info.key)
 
     def get_bytes(self, key: str) -> bytes:
         """The whole object."""
-        try:
+        with self._translated("cannot read", key):
             response = self.client.get_object(Bucket=self.bucket_name, Key=self.prefix + key)
             return response["Body"].read()
-        except (ClientError, BotoCoreError) as exc:
-            raise self._error(exc, "cannot read", key) from None
 
     def get_versioned(self, key: str) -> VersionedBytes | None:
         """The object and its ETag, or None when it does not exist."""
         try:
-            response = self.client.get_object(Bucket=self.bucket_name, Key=self.prefix + key)
-            return VersionedBytes(response["Body"].read(), response["ETag"])
-        except (ClientError, BotoCoreError) as exc:
-            error = self._error(exc, "cannot read", key)
-            if isinstance(error, ObjectNotFound):
-                return None
-            raise error from None
+            with self._translated("cannot read", key):
+                response = self.client.get_object(Bucket=self.bucket_name, Key=self.prefix + key)
+                return VersionedBytes(response["Body"].read(), response["ETag"])
+        except ObjectNotFound:
+            return None
 
     def put_bytes(self, key: str, data: bytes, *, if_none_match: bool = False,
                   if_match: str | None = None) -> str:
@@ -135,29 +142,18 @@ class S3BucketConnector:
         if if_match is not None:
             conditions["IfMatch"] = if_match
         try:
-            response = self.client.put_object(Bucket=self.bucket_name, Key=self.prefix + key,
-                                              Body=data, **conditions)
-        except (ClientError, BotoCoreError) as exc:
-            error = self._error(exc, "cannot write", key)
-            if if_match is not None and isinstance(error, ObjectNotFound):
-                # AWS answers 404 when the object to replace is gone: the condition failed.
-                raise PreconditionFailed(f"cannot write {self.describe(key)}: "
-                                         f"it was removed since it was read") from None
-            raise error from None
+            with self._translated("cannot write", key):
+                response = self.client.put_object(Bucket=self.bucket_name,
+                                                  Key=self.prefix + key, Body=data, **conditions)
+        except ObjectNotFound as exc:
+            if if_match is None:
+                raise
+            # AWS answers 404 when the object to replace is gone: the condition failed.
+            raise PreconditionFailed(f"cannot write {self.describe(key)}: "
+                                     f"it was removed since it was read") from exc
         return response["ETag"]
 
     def delete(self, key: str) -> None:
         """DELETE the object (a missing one is fine, as on S3)."""
-        try:
+        with self._translated("cannot delete", key):
             self.client.delete_object(Bucket=self.bucket_name, Key=self.prefix + key)
-        except (ClientError, BotoCoreError) as exc:
-            raise self._error(exc, "cannot delete", key) from None
-
-    def read_csv(self, key: str,
-                 columns: Sequence[str] = formats.SOURCE_COLUMNS) -> formats.ParsedSource:
-        """GET a Xetra source CSV object and parse it (its `columns`) with explicit types."""
-        return formats.parse_source_csv(self.get_bytes(key), self.describe(key), columns)
-
-    def write_table(self, key: str, table: pa.Table, report_format: str) -> None:
-        """Serialise the report table (parquet or csv) and PUT it."""
-        self.put_bytes(key, formats.serialise_table(table, report_format))

@@ -1,4 +1,5 @@
-"""Object storage adapters: the common interface, errors, and the local-folder store."""
+"""Object storage: the interface the job needs (bytes and listings, as fsspec's), and the
+local-folder store. What the bytes mean (CSV, parquet) is the application's business."""
 from __future__ import annotations
 
 import fcntl
@@ -7,23 +8,9 @@ import os
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol, Sequence
+from typing import Protocol
 
-import pyarrow as pa
-
-from xetra import formats
-
-
-class StorageError(RuntimeError):
-    """An object store operation failed; the message names the location and key."""
-
-
-class ObjectNotFound(StorageError):
-    """The object does not exist."""
-
-
-class PreconditionFailed(StorageError):
-    """A conditional write lost: the object exists (If-None-Match) or changed (If-Match)."""
+from xetra.errors import ObjectNotFound, PreconditionFailed, StorageError
 
 
 @dataclass(frozen=True)
@@ -67,13 +54,6 @@ class ObjectStore(Protocol):
     def delete(self, key: str) -> None:
         """Remove the object; removing a missing object is not an error."""
 
-    def read_csv(self, key: str,
-                 columns: Sequence[str] = formats.SOURCE_COLUMNS) -> formats.ParsedSource:
-        """Parse a Xetra source CSV object (its `columns`) into a typed Arrow table."""
-
-    def write_table(self, key: str, table: pa.Table, report_format: str) -> None:
-        """Serialise `table` in `report_format` and write it to `key`."""
-
 
 def etag_of(data: bytes) -> str:
     """The ETag a single-part upload of `data` gets on S3 (its MD5), used by the local store."""
@@ -99,7 +79,7 @@ class LocalStorage:
             try:
                 self.root.mkdir(parents=True, exist_ok=True)
             except OSError as exc:
-                raise StorageError(f"cannot create folder {self.root}: {exc.strerror}") from None
+                raise StorageError(f"cannot create folder {self.root}: {exc.strerror}") from exc
         if not self.root.is_dir():
             raise StorageError(f"folder {self.root} does not exist")
 
@@ -125,10 +105,10 @@ class LocalStorage:
         """The file's content."""
         try:
             return self._path(key).read_bytes()
-        except FileNotFoundError:
-            raise ObjectNotFound(f"no object {self.describe(key)}") from None
+        except FileNotFoundError as exc:
+            raise ObjectNotFound(f"no object {self.describe(key)}") from exc
         except OSError as exc:
-            raise StorageError(f"cannot read {self.describe(key)}: {exc.strerror}") from None
+            raise StorageError(f"cannot read {self.describe(key)}: {exc.strerror}") from exc
 
     def get_versioned(self, key: str) -> VersionedBytes | None:
         """The file's content and its MD5 as ETag, or None."""
@@ -164,7 +144,7 @@ class LocalStorage:
                 os.fsync(handle.fileno())
             os.replace(handle.name, path)
         except OSError as exc:
-            raise StorageError(f"cannot write {self.describe(key)}: {exc.strerror}") from None
+            raise StorageError(f"cannot write {self.describe(key)}: {exc.strerror}") from exc
         finally:
             os.close(dir_fd)
         return etag_of(data)
@@ -175,12 +155,3 @@ class LocalStorage:
             self._path(key).unlink()
         except FileNotFoundError:
             pass
-
-    def read_csv(self, key: str,
-                 columns: Sequence[str] = formats.SOURCE_COLUMNS) -> formats.ParsedSource:
-        """Parse a Xetra source CSV file (its `columns`)."""
-        return formats.parse_source_csv(self.get_bytes(key), self.describe(key), columns)
-
-    def write_table(self, key: str, table: pa.Table, report_format: str) -> None:
-        """Write the report table in the configured format."""
-        self.put_bytes(key, formats.serialise_table(table, report_format))

@@ -8,6 +8,7 @@ from typing import Mapping, Sequence
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from xetra.errors import NeedsAllColumns
 from xetra.formats import PRICE_COLUMNS, SOURCE_COLUMNS
 
 _ISIN = r"^[A-Z]{2}[A-Z0-9]{9}[0-9]$"
@@ -157,17 +158,6 @@ def _sharing_isin_and_time(table: pa.Table, among: pa.Array | None = None) -> pa
 def _minutes_are_unique(trades: pa.Table) -> bool:
     """True when no two trades share ISIN and Time."""
     return _sharing_isin_and_time(trades) is None
-
-
-class NeedsAllColumns(ValueError):
-    """Trades share ISIN and Time, and only the source columns not read tell whether they are
-    exact duplicates: select again with those columns of exactly these source rows."""
-
-    def __init__(self, rows: pa.Array, columns: Sequence[str]):
-        super().__init__(f"{len(rows)} trades share ISIN and Time with another; "
-                         f"{', '.join(columns)} needed to find exact duplicates")
-        self.rows = rows          # positions in the source table, ascending
-        self.columns = tuple(columns)
 
 
 def _repeats(source: pa.Table, is_trade: pa.Array,

@@ -9,7 +9,8 @@ from tests.faults.common import (D1, D2, D3, META_KEY, Folder, Job, assert_conve
 from tests.faults.conftest import new_bucket
 from tests.faults.faultproxy import Fault, FaultProxy
 from tests.s3servers import ACCESS_KEY, SECRET_KEY
-from xetra.storage import LocalStorage, StorageError
+from xetra.errors import StorageError
+from xetra.storage import LocalStorage
 
 
 @pytest.mark.s3server
