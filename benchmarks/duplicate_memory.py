@@ -64,7 +64,7 @@ def with_duplicates(source: Path, destination: Path, largest: Path, every_row: b
 
 
 def peak_rss_mb(repo: Path, source: Path, work: Path) -> float:
-    """One run of the job; its peak RSS in MB."""
+    """One run of the job; its peak RSS in MiB."""
     target = work / "target"
     shutil.rmtree(target, ignore_errors=True)
     config = work / "job.yml"
@@ -105,7 +105,7 @@ def main() -> None:
                 medians.setdefault(name, []).append(peak_rss_mb(args.repo, source, Path(tmp)))
         for name, figures in medians.items():
             median = statistics.median(figures)
-            print(f"{name:22s} peak RSS median {median:6.0f} MB "
+            print(f"{name:22s} peak RSS median {median:6.0f} MiB "
                   f"(x{median / statistics.median(medians['no duplicate']):.2f}; runs: "
                   f"{', '.join(f'{f:.0f}' for f in figures)})")
 
