@@ -2,9 +2,9 @@
 
 Writes a seeded synthetic trading day (benchmarks/synthetic.py) of about `--mb` MB in the
 bucket layout: its hourly objects, or with `--one-object` all rows in one hourly object (the
-shape of the 144 MB hour that once needed 1.5 GiB). Then two copies: one whose largest object
-ends with a copy of its first data row (one exact duplicate), and one whose largest object
-holds each of its rows twice. Runs the job (`run.py` of `--repo`, default this checkout) on
+shape of a 144 MB hour object). Then two copies: one whose largest object ends with a copy of
+its first trade (one exact duplicate), and one whose largest object holds each of its rows
+twice. Runs the job (`run.py` of `--repo`, default this checkout) on
 each as its own process, `--repeat` times, and prints the median peak RSS (the process's own
 high-water mark, ru_maxrss from wait4) with its ratio to the day without duplicates.
 
@@ -14,8 +14,10 @@ high-water mark, ru_maxrss from wait4) with its ratio to the day without duplica
 from __future__ import annotations
 
 import argparse
+import csv
 import datetime as dt
 import os
+import re
 import shutil
 import statistics
 import subprocess
@@ -34,9 +36,11 @@ target: {{url: {target}}}
 job: {{first_date: "{day}"}}
 logging:
   version: 1
-  handlers: {{null: {{class: logging.NullHandler}}}}
-  root: {{level: INFO, handlers: [null]}}
+  disable_existing_loggers: false
+  handlers: {{file: {{class: logging.FileHandler, filename: {log}}}}}
+  root: {{level: INFO, handlers: [file]}}
 """
+DUPLICATES = re.compile(r"run summary: .* duplicate=(\d+),")
 
 
 def write_day(folder: Path, megabytes: int, one_object: bool) -> Path:
@@ -54,21 +58,33 @@ def write_day(folder: Path, megabytes: int, one_object: bool) -> Path:
     return max(objects, key=lambda path: path.stat().st_size)
 
 
+def first_trade(body: bytes) -> bytes:
+    """The first line of `body` that is a trade (EUR, volume > 0), with its line end: a copy
+    of a zero-volume row would not be a duplicate trade."""
+    for line in body.splitlines(keepends=True):
+        fields = next(csv.reader([line.decode()]))
+        if fields[4] == "EUR" and int(fields[12]) > 0:
+            return line
+    raise ValueError("no trade in the object")
+
+
 def with_duplicates(source: Path, destination: Path, largest: Path, every_row: bool) -> None:
-    """A copy of the day whose largest object gains one duplicate row, or all of them."""
+    """A copy of the day whose largest object gains one duplicate trade, or all its rows."""
     shutil.copytree(source, destination)
     target = destination / largest.relative_to(source)
     header, body = target.read_bytes().split(b"\n", 1)
-    extra = body if every_row else body.split(b"\n", 1)[0] + b"\n"
+    extra = body if every_row else first_trade(body)
     target.write_bytes(header + b"\n" + body + extra)
 
 
-def peak_rss_mb(repo: Path, source: Path, work: Path) -> float:
-    """One run of the job; its peak RSS in MiB."""
-    target = work / "target"
+def peak_rss_mb(repo: Path, source: Path, work: Path) -> tuple[float, int]:
+    """One run of the job: its peak RSS in MiB and the duplicates its summary counts."""
+    target, log = work / "target", work / "job.log"
     shutil.rmtree(target, ignore_errors=True)
+    log.unlink(missing_ok=True)
     config = work / "job.yml"
-    config.write_text(CONFIG.format(source=source, target=target, day=DAY), encoding="utf-8")
+    config.write_text(CONFIG.format(source=source, target=target, day=DAY, log=log),
+                      encoding="utf-8")
     with subprocess.Popen([sys.executable, str(repo / "run.py"), "--config", str(config),
                            "--from", str(DAY), "--to", str(DAY)], cwd=repo,
                           stdout=subprocess.DEVNULL, stderr=subprocess.PIPE) as process:
@@ -77,7 +93,8 @@ def peak_rss_mb(repo: Path, source: Path, work: Path) -> float:
         error = process.stderr.read().decode() if process.stderr else ""
     if process.returncode != 0:
         raise SystemExit(f"the job failed ({process.returncode}): {error.strip()}")
-    return usage.ru_maxrss / 1024
+    counted = DUPLICATES.findall(log.read_text(encoding="utf-8"))
+    return usage.ru_maxrss / 1024, int(counted[-1]) if counted else -1
 
 
 def main() -> None:
@@ -99,15 +116,18 @@ def main() -> None:
             with_duplicates(base, variants[name], largest, every_row)
         print(f"day {DAY}: {size:.0f} MB, largest object {largest.stat().st_size / 1e6:.0f} MB"
               f"{' (all rows in one object)' if args.one_object else ''}; job of {args.repo}")
-        medians = {}
+        medians: dict[str, list[float]] = {}
+        counted = {}
         for _ in range(args.repeat):  # interleaved, so load on the machine hits all
             for name, source in variants.items():
-                medians.setdefault(name, []).append(peak_rss_mb(args.repo, source, Path(tmp)))
+                figure, counted[name] = peak_rss_mb(args.repo, source, Path(tmp))
+                medians.setdefault(name, []).append(figure)
         for name, figures in medians.items():
             median = statistics.median(figures)
             print(f"{name:22s} peak RSS median {median:6.0f} MiB "
                   f"(x{median / statistics.median(medians['no duplicate']):.2f}; runs: "
-                  f"{', '.join(f'{f:.0f}' for f in figures)})")
+                  f"{', '.join(f'{f:.0f}' for f in figures)}; duplicates counted: "
+                  f"{counted[name]})")
 
 
 if __name__ == "__main__":
