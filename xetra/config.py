@@ -3,7 +3,9 @@ from __future__ import annotations
 
 import datetime as dt
 import logging.config
+import math
 import re
+import reprlib
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any, Mapping
@@ -15,6 +17,21 @@ from xetra.errors import ConfigError
 
 
 REPORT_FORMATS = ("parquet", "csv")
+# Xetra started in 1997 (the public data set in 2017): earlier dates would only list empty
+# folders, and near year 1 the look-back would leave the calendar.
+EARLIEST_DATE = dt.date(1990, 1, 1)
+# A configuration file is a few kB with ~100 values; these bound what a hostile one costs.
+MAX_CONFIG_BYTES = 1 << 20
+MAX_CONFIG_VALUES = 10_000
+_BRIEF = reprlib.Repr()
+_BRIEF.maxstring = _BRIEF.maxother = 60
+_BRIEF.maxlist = _BRIEF.maxdict = 6
+_BRIEF.maxlevel = 2
+
+
+def _brief(value: Any) -> str:
+    """A value as a message shows it: at most ~60 characters of it."""
+    return _BRIEF.repr(value)
 RETRY_MODES = ("standard", "adaptive", "legacy")
 
 # Default output column names: the ones users of the report know.
@@ -99,6 +116,9 @@ class JobSettings:
     # Deutsche Börse publishes a date's folder the day after it, weekends included: three
     # days cover a late upload over a weekend before a missing date is an alarm (exit 4).
     max_wait_days: int = 3
+    # A date with a larger share of invalid rows stops the run (docs/CONTRACT.md 2.6). Real
+    # days have none (29 days of 2017-18, 1.2M rows); a format change makes every row invalid.
+    max_invalid_share: float = 0.5
 
 
 @dataclass(frozen=True)
@@ -172,15 +192,32 @@ class _Section:
             raise ConfigError(f"{self.name(key)}: expected {_kind_name(kind)}, got a boolean")
         if not isinstance(value, kind):
             raise ConfigError(f"{self.name(key)}: expected {_kind_name(kind)}, "
-                              f"got {type(value).__name__} {value!r}")
+                              f"got {type(value).__name__} {_brief(value)}")
         return value
 
-    def positive(self, key: str, kind: type | tuple[type, ...], default: Any) -> Any:
-        """A number greater than zero."""
+    def positive(self, key: str, kind: type | tuple[type, ...], default: Any,
+                 highest: float) -> Any:
+        """A number greater than zero and at most `highest` (NaN is neither)."""
         value = self.get(key, kind, default)
-        if value <= 0:
+        if not value > 0:
             raise ConfigError(f"{self.name(key)}: must be greater than 0, got {value}")
+        if not value <= highest:
+            raise ConfigError(f"{self.name(key)}: must be at most {highest}, got {value}")
         return value
+
+    def between(self, key: str, default: int, low: int, high: int) -> int:
+        """An integer from `low` to `high`, both included."""
+        value = self.get(key, int, default)
+        if not low <= value <= high:
+            raise ConfigError(f"{self.name(key)}: must be from {low} to {high}, got {value}")
+        return value
+
+    def share(self, key: str, default: float) -> float:
+        """A number from 0 to 1."""
+        value = self.get(key, (int, float), default)
+        if math.isnan(value) or not 0 <= value <= 1:
+            raise ConfigError(f"{self.name(key)}: must be from 0 to 1, got {value}")
+        return float(value)
 
     def section(self, key: str, allowed: set[str]) -> "_Section":
         """A nested mapping."""
@@ -199,26 +236,30 @@ def parse_date(value: Any, setting: str) -> dt.date:
     """A YYYY-MM-DD date from YAML (already a date) or from a string; names `setting` on error."""
     if isinstance(value, dt.datetime):
         raise ConfigError(f"{setting}: expected a date YYYY-MM-DD, got a datetime {value}")
-    if isinstance(value, dt.date):
-        return value
     if isinstance(value, str) and re.fullmatch(r"\d{4}-\d{2}-\d{2}", value):
         try:
-            return dt.date.fromisoformat(value)
+            value = dt.date.fromisoformat(value)
         except ValueError as exc:
-            raise ConfigError(f"{setting}: not a valid date: {value!r} ({exc})") from exc
-    raise ConfigError(f"{setting}: expected a date YYYY-MM-DD, got {value!r}")
+            raise ConfigError(f"{setting}: not a valid date: {_brief(value)} ({exc})") from exc
+    if not isinstance(value, dt.date):
+        raise ConfigError(f"{setting}: expected a date YYYY-MM-DD, got {_brief(value)}")
+    if value < EARLIEST_DATE:
+        raise ConfigError(f"{setting}: {value} is before {EARLIEST_DATE}, long before any "
+                          f"Xetra data")
+    return value
 
 
 def _check_url(url: str, setting: str) -> str:
     if url.startswith("s3://"):
         bucket = url[len("s3://"):].split("/", 1)[0]
         if not re.fullmatch(r"[a-z0-9][a-z0-9.\-]{1,61}[a-z0-9]", bucket):
-            raise ConfigError(f"{setting}: not a valid S3 bucket name in {url!r}")
+            raise ConfigError(f"{setting}: not a valid S3 bucket name in {_brief(url)}")
         if ".." in url[len("s3://"):].split("/"):
-            raise ConfigError(f"{setting}: '..' is not allowed in {url!r}")
+            raise ConfigError(f"{setting}: '..' is not allowed in {_brief(url)}")
         return url
     if "://" in url:
-        raise ConfigError(f"{setting}: expected s3://bucket/prefix or a local path, got {url!r}")
+        raise ConfigError(f"{setting}: expected s3://bucket/prefix or a local path, "
+                          f"got {_brief(url)}")
     if not url:
         raise ConfigError(f"{setting}: must not be empty")
     return url
@@ -232,7 +273,7 @@ def _location(root: _Section, key: str) -> StorageLocation:
     endpoint = section.get("endpoint_url", str, None)
     if endpoint is not None and not re.match(r"https?://", endpoint):
         raise ConfigError(f"{section.name('endpoint_url')}: expected http(s)://host:port, "
-                          f"got {endpoint!r}")
+                          f"got {_brief(endpoint)}")
     return StorageLocation(url=url, endpoint_url=endpoint,
                            region=section.get("region", str, None),
                            unsigned=section.get("unsigned", bool, False))
@@ -242,7 +283,7 @@ def _key(section: _Section, key: str, default: str) -> str:
     value = section.get(key, str, default)
     if not value or value.startswith("/") or ".." in value.split("/"):
         raise ConfigError(f"{section.name(key)}: must be a relative key without '..', "
-                          f"got {value!r}")
+                          f"got {_brief(value)}")
     return value
 
 
@@ -257,10 +298,10 @@ def _report(root: _Section) -> ReportSettings:
     name = section.get("name", str, defaults.name)
     if not re.fullmatch(r"[A-Za-z0-9_.\-]+", name):
         raise ConfigError(f"{section.name('name')}: only letters, digits, '_', '.', '-' "
-                          f"are allowed, got {name!r}")
+                          f"are allowed, got {_brief(name)}")
     report_format = section.get("format", str, defaults.format)
     if report_format not in REPORT_FORMATS:
-        raise ConfigError(f"{section.name('format')}: unknown format {report_format!r} "
+        raise ConfigError(f"{section.name('format')}: unknown format {_brief(report_format)} "
                           f"(supported: {', '.join(REPORT_FORMATS)})")
     columns_section = section.section("columns", set(DEFAULT_COLUMNS))
     columns = {logical: columns_section.get(logical, str, default)
@@ -272,7 +313,7 @@ def _report(root: _Section) -> ReportSettings:
     if not currencies or not all(isinstance(c, str) and re.fullmatch(r"[A-Z]{3}", c)
                                  for c in currencies):
         raise ConfigError(f"{section.name('currencies')}: expected a non-empty list of "
-                          f"ISO currency codes like EUR, got {currencies!r}")
+                          f"ISO currency codes like EUR, got {_brief(currencies)}")
     return ReportSettings(prefix, name, report_format, columns, tuple(currencies))
 
 
@@ -282,7 +323,7 @@ def _meta(root: _Section) -> MetaSettings:
     return MetaSettings(key=_key(section, "key", defaults.key),
                         lock_key=_key(section, "lock_key", defaults.lock_key),
                         lock_ttl_seconds=section.positive("lock_ttl_seconds", int,
-                                                          defaults.lock_ttl_seconds))
+                                                          defaults.lock_ttl_seconds, 86_400))
 
 
 def _job(root: _Section) -> JobSettings:
@@ -293,28 +334,22 @@ def _job(root: _Section) -> JobSettings:
     try:
         ZoneInfo(timezone)
     except (ZoneInfoNotFoundError, ValueError) as exc:
-        raise ConfigError(f"{section.name('timezone')}: unknown time zone {timezone!r}") from exc
+        raise ConfigError(f"{section.name('timezone')}: unknown time zone "
+                          f"{_brief(timezone)}") from exc
     return JobSettings(
         first_date=parse_date(section.get("first_date", (str, dt.date)),
                               section.name("first_date")),
         timezone=timezone,
-        lookback_days=section.positive("lookback_days", int, 10),
-        max_concurrent_reads=section.positive("max_concurrent_reads", int, 8),
+        lookback_days=section.positive("lookback_days", int, 10, 31),
+        max_concurrent_reads=section.positive("max_concurrent_reads", int, 8, 64),
+        max_invalid_share=section.share("max_invalid_share", 0.5),
         skip_bad_objects=section.get("skip_bad_objects", bool, False),
-        max_wait_days=_in_range(section, "max_wait_days", 3, 0, MAX_WAIT_DAYS_LIMIT),
+        max_wait_days=section.between("max_wait_days", 3, 0, MAX_WAIT_DAYS_LIMIT),
     )
 
 
 # A hundred years: a value this large switches the overdue alarm off, larger ones are typos.
 MAX_WAIT_DAYS_LIMIT = 36500
-
-
-def _in_range(section: _Section, key: str, default: int, low: int, high: int) -> int:
-    """An integer from `low` to `high`, both included."""
-    value = section.get(key, int, default)
-    if not low <= value <= high:
-        raise ConfigError(f"{section.name(key)}: must be from {low} to {high}, got {value}")
-    return value
 
 
 def _s3(root: _Section) -> S3ClientSettings:
@@ -323,14 +358,14 @@ def _s3(root: _Section) -> S3ClientSettings:
     retry_mode = section.get("retry_mode", str, defaults.retry_mode)
     if retry_mode not in RETRY_MODES:
         raise ConfigError(f"{section.name('retry_mode')}: expected one of "
-                          f"{', '.join(RETRY_MODES)}, got {retry_mode!r}")
+                          f"{', '.join(RETRY_MODES)}, got {_brief(retry_mode)}")
     return S3ClientSettings(
         retry_mode=retry_mode,
-        max_attempts=section.positive("max_attempts", int, defaults.max_attempts),
+        max_attempts=section.positive("max_attempts", int, defaults.max_attempts, 20),
         connect_timeout=float(section.positive("connect_timeout", (int, float),
-                                               defaults.connect_timeout)),
+                                               defaults.connect_timeout, 300)),
         read_timeout=float(section.positive("read_timeout", (int, float),
-                                            defaults.read_timeout)),
+                                            defaults.read_timeout, 3600)),
     )
 
 
@@ -367,17 +402,54 @@ def config_from_mapping(raw: Any) -> AppConfig:
                      meta=_meta(root), s3=_s3(root), logging=_logging(root))
 
 
-def load_config(path: str | Path) -> AppConfig:
-    """Read and validate the YAML configuration file at `path`."""
+class _BoundedLoader(yaml.SafeLoader):  # pylint: disable=too-many-ancestors
+    """yaml's safe loader, refusing documents whose aliases expand beyond MAX_CONFIG_VALUES
+    values (a "billion laughs" of a few hundred bytes stands for 9**9 strings)."""
+
+    def construct_document(self, node: yaml.Node) -> Any:
+        sizes: dict[int, int] = {}
+
+        def expanded(item: yaml.Node) -> int:
+            if id(item) not in sizes:
+                sizes[id(item)] = 0  # a node that contains itself counts once
+                children = item.value if isinstance(item, yaml.SequenceNode) else \
+                    [part for pair in item.value for part in pair] \
+                    if isinstance(item, yaml.MappingNode) else []
+                sizes[id(item)] = 1 + sum(expanded(child) for child in children)
+            return sizes[id(item)]
+        if expanded(node) > MAX_CONFIG_VALUES:
+            raise ConfigError(f"holds more than {MAX_CONFIG_VALUES} values (aliases expanded)")
+        return super().construct_document(node)
+
+
+def _config_text(path: str | Path) -> str:
     try:
-        text = Path(path).read_text(encoding="utf-8")
+        with open(path, "rb") as handle:
+            data = handle.read(MAX_CONFIG_BYTES + 1)
     except OSError as exc:
         raise ConfigError(f"--config: cannot read {path}: {exc.strerror}") from exc
+    if len(data) > MAX_CONFIG_BYTES:
+        raise ConfigError(f"--config: {path} is larger than {MAX_CONFIG_BYTES} bytes")
     try:
-        raw = yaml.safe_load(text)
+        return data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = data.count(b"\n", 0, exc.start) + 1
+        raise ConfigError(f"--config: {path} is not UTF-8 text: byte 0x{data[exc.start]:02x} "
+                          f"on line {line} (save the file as UTF-8)") from exc
+
+
+def load_config(path: str | Path) -> AppConfig:
+    """Read and validate the YAML configuration file at `path`."""
+    text = _config_text(path)
+    try:
+        raw = yaml.load(text, Loader=_BoundedLoader)  # nosec B506: a safe loader
+    except ConfigError as exc:
+        raise ConfigError(f"--config: {path}: {exc}") from exc
     except yaml.YAMLError as exc:
         raise ConfigError(f"--config: {path} is not valid YAML: "
                           f"{str(exc).splitlines()[0]}") from exc
+    except RecursionError:
+        raise ConfigError(f"--config: {path} is nested too deeply") from None
     return config_from_mapping(raw)
 
 
@@ -386,4 +458,12 @@ def configure_logging(config: AppConfig) -> None:
     try:
         logging.config.dictConfig(dict(config.logging))
     except (ValueError, TypeError, AttributeError, ImportError) as exc:
-        raise ConfigError(f"logging: rejected by logging.config.dictConfig: {exc}") from exc
+        raise ConfigError(f"logging: rejected by logging.config.dictConfig: "
+                          f"{_brief(str(exc))}") from exc
+    # dictConfig disables every logger that exists unless the section says
+    # disable_existing_loggers: false, and the job's exist by now: without this a section
+    # that omits the key would silence the summary and every warning. Levels, handlers and
+    # propagation stay as the section sets them.
+    for name, item in list(logging.root.manager.loggerDict.items()):
+        if (name == "xetra" or name.startswith("xetra.")) and isinstance(item, logging.Logger):
+            item.disabled = False

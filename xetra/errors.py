@@ -63,6 +63,11 @@ class SourceFormatError(XetraError, ValueError):
     """An object cannot be read as a Xetra CSV at all; the message names the object."""
 
 
+class TooManyInvalidRows(SourceFormatError):
+    """A date's share of invalid rows is above job.max_invalid_share: not a day without
+    trades but a source in a format the job does not read; nothing is recorded for it."""
+
+
 class MetaFileError(XetraError, RuntimeError):
     """The meta file is corrupt; the job stops rather than rewrite history."""
 
@@ -74,6 +79,12 @@ class VerifyFailed(XetraError):
 
 
 class NeedsAllColumns(ValueError):
-    """Two trades share ISIN and minute, and only all source columns tell whether they are
-    exact duplicates: select again from the rows with every column. Not a failure: the run
-    handles it, it never reaches the user."""
+    """Trades share ISIN and Time, and only the source columns not read tell whether they are
+    exact duplicates: select again with those columns of exactly these source rows. Not a
+    failure: the run handles it, it never reaches the user."""
+
+    def __init__(self, rows, columns):
+        super().__init__(f"{len(rows)} trades share ISIN and Time with another; "
+                         f"{', '.join(columns)} needed to find exact duplicates")
+        self.rows = rows          # positions in the source table, ascending (a pyarrow Array)
+        self.columns = tuple(columns)

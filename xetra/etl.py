@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
-import re
 import time
 from collections import deque
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -12,13 +11,14 @@ from typing import Callable, Iterator, Sequence
 from zoneinfo import ZoneInfo
 
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from xetra import formats, transform
 from xetra.catchup import (ACCEPTED_MISSING, StaleDate, missing_session_hours,
                            previous_day_text, split_overdue)
 from xetra.config import AppConfig
 from xetra.dates import utc_now_iso
-from xetra.errors import NeedsAllColumns, OverdueData, SourceFormatError
+from xetra.errors import NeedsAllColumns, OverdueData, SourceFormatError, TooManyInvalidRows
 from xetra.formats import (HEADER_ONLY_SIZES, SOURCE_COLUMNS, TRADE_COLUMNS, ParsedSource,
                            empty_source_table)
 from xetra.jobcontrol import Claim, JobControl
@@ -42,6 +42,8 @@ class DaySource:
     malformed_rows: int
     skipped_objects: list[str] = field(default_factory=list)
     hourly_objects: int = 0
+    # The objects `table` was read from, in its row order: (key, rows of the object in it).
+    objects: list[tuple[str, int]] = field(default_factory=list)
     # Its trades and counts once selected; the read-ahead then drops `table` to save memory.
     selected: tuple[pa.Table, RowCounts] | None = None
 
@@ -105,10 +107,9 @@ class SourceReader:
         self.columns = tuple(columns)  # parsed by default: what the report needs
 
     def hourly_objects(self, day: dt.date):
-        """The date's hourly objects (per-minute objects are not read), or [] if none yet."""
-        pattern = re.compile(rf"{day.isoformat()}_BINS_XETR(\d\d)\.csv")
+        """The date's own hourly objects (formats.is_hourly_object), or [] if none yet."""
         return [info for info in self.store.list_objects(f"{day.isoformat()}/")
-                if pattern.fullmatch(info.key.rsplit("/", 1)[-1])]
+                if formats.is_hourly_object(info.key, day)]
 
     def read_object(self, key: str, columns: Sequence[str] = SOURCE_COLUMNS) -> ParsedSource:
         """GET one source object and parse its `columns` (SourceFormatError if not a CSV)."""
@@ -157,7 +158,24 @@ class SourceReader:
             skipped_objects=[key for key, item in zip(with_rows, parsed)
                              if not isinstance(item, ParsedSource)],
             hourly_objects=len(objects),
+            objects=[(key, item.table.num_rows) for key, item in zip(with_rows, parsed)
+                     if isinstance(item, ParsedSource)],
         )
+
+    def read_rows(self, source: DaySource, rows: pa.Array, columns: Sequence[str]) -> pa.Table:
+        """The raw `columns` of the day's rows at positions `rows` (ascending) of
+        `source.table`: each object holding some of them is fetched again and read block by
+        block, one object at a time, so memory stays that of one object and the rows kept."""
+        parts, start = [], 0
+        for key, count in source.objects:
+            inside = pc.and_(pc.greater_equal(rows, start), pc.less(rows, start + count))
+            if pc.any(inside).as_py():
+                # formats.read_source_rows looked up at call time, as parse_source_csv above.
+                parts.append(formats.read_source_rows(
+                    self.store.get_bytes(key), self.store.describe(key), columns,
+                    pc.subtract(rows.filter(inside), start), count))
+            start += count
+        return pa.concat_tables(parts)
 
 
 class PreviousTradingDays:
@@ -234,18 +252,30 @@ class XetraETL:
         if source.selected is None:
             currencies = self.config.report.currencies
             try:
-                source.selected = transform.select_trades(source.table, day, currencies,
-                                                          source.malformed_rows)
+                selected = transform.select_trades(source.table, day, currencies,
+                                                   source.malformed_rows)
             except NeedsAllColumns as exc:
-                # Rare: read the day again with every column to find the exact duplicates.
-                logger.info("%s: %s; reading its objects again with all columns", day, exc)
-                full = self.reader.read_day(day, SOURCE_COLUMNS)
-                if full is None:
-                    raise SourceFormatError(f"{day}: hourly objects vanished while the day "
-                                            f"was read") from exc
-                source.selected = transform.select_trades(full.table, day, currencies,
-                                                          full.malformed_rows)
+                # Trades share ISIN and Time: fetch the columns not parsed for those rows only.
+                logger.info("%s: %s; reading them for those rows", day, exc)
+                selected = transform.select_trades(
+                    source.table, day, currencies, source.malformed_rows,
+                    self.reader.read_rows(source, exc.rows, exc.columns))
+            self._check_invalid_share(day, source, selected[1])
+            source.selected = selected
         return source.selected
+
+    def _check_invalid_share(self, day: dt.date, source: DaySource, counts: RowCounts) -> None:
+        """Stop on a date whose rows are (nearly) all invalid; warn about any invalid row."""
+        if not counts.invalid:
+            return
+        reasons = transform.invalid_reasons(source.table, day, source.malformed_rows)
+        described = transform.describe_invalid(day, counts, reasons)
+        limit = self.config.job.max_invalid_share
+        if counts.invalid_share > limit:
+            raise TooManyInvalidRows(f"{described}, more than job.max_invalid_share {limit} "
+                                     f"allows (has the source format changed?); nothing "
+                                     f"recorded for {day}")
+        logger.warning("%s", described)
 
     def _extract_and_select(self, day: dt.date) -> DaySource | None:
         """The date's source with its trades already selected (work for the read-ahead)."""
