@@ -5,8 +5,9 @@ import argparse
 import datetime as dt
 import logging
 import sys
+import time
 from concurrent.futures import ThreadPoolExecutor
-from typing import Sequence, TextIO
+from typing import Callable, Sequence, TextIO
 
 import pyarrow as pa
 
@@ -49,6 +50,9 @@ def build_parser() -> argparse.ArgumentParser:
     mode.add_argument("--verify", action="store_true",
                       help="check the range: every date once in the meta file, report rows as "
                       "it says, no orphan objects; exit 1 when not")
+    parser.add_argument("--max-seconds", type=float, help="stop taking new dates after this "
+                        "many seconds (e.g. below the pod's activeDeadlineSeconds); the dates "
+                        "done are committed, the rest are left for the next run")
     parser.add_argument("--slices", type=int, default=4, help="with --plan: at most this "
                         "many slices (default 4)")
     parser.add_argument("--plan-file", help="with --plan: also write the JSON to this file")
@@ -88,9 +92,14 @@ def check_access(store: ObjectStore, section: str) -> None:
         raise StorageError(f"{exc} (check the {section} settings)") from None
 
 
-def run(argv: Sequence[str], stdout: TextIO = sys.stdout, stderr: TextIO = sys.stderr) -> int:
-    """Run the job; returns the process exit status."""
+def run(argv: Sequence[str], stdout: TextIO = sys.stdout, stderr: TextIO = sys.stderr,
+        should_stop: Callable[[], bool] | None = None) -> int:
+    """Run the job; returns the process exit status.
+
+    `should_stop` (e.g. a Lambda's remaining time) is asked before each date, as --max-seconds.
+    """
     args = build_parser().parse_args(argv)
+    started = time.monotonic()
     try:
         config = load_config(args.config).with_locations(args.source, args.target)
         first, last = date_window(config, args.first, args.last)
@@ -117,7 +126,9 @@ def run(argv: Sequence[str], stdout: TextIO = sys.stdout, stderr: TextIO = sys.s
                 return EXIT_OK
             if args.plan or args.verify:
                 return backfill_step(args, etl, (first, last), stdout, stderr)
-            summary = etl.etl_report1(first, last, slice_only=args.slice)
+            summary = etl.etl_report1(first, last, slice_only=args.slice,
+                                      should_stop=deadline(started, args.max_seconds,
+                                                           should_stop))
         logger.info(contention_line(etl.meta))
         logger.info(summary.line())
         stdout.write(f"report objects under {target.describe(config.report.prefix)}\n")
@@ -151,8 +162,19 @@ def check_mode_arguments(args: argparse.Namespace) -> None:
     """The options of --plan and --slice make sense together, or ConfigError."""
     if args.slices < 1:
         raise ConfigError(f"--slices: {args.slices} is not a positive number of slices")
+    if args.max_seconds is not None and not args.max_seconds > 0:
+        raise ConfigError(f"--max-seconds: {args.max_seconds} is not a positive number")
     if args.slice and not (args.first and args.last):
         raise ConfigError("--slice: give the slice's range with --from and --to")
+
+
+def deadline(started: float, max_seconds: float | None,
+             should_stop: Callable[[], bool] | None) -> Callable[[], bool] | None:
+    """One predicate for --max-seconds (from `started`, monotonic) and a caller's own."""
+    if max_seconds is None:
+        return should_stop
+    return lambda: time.monotonic() - started >= max_seconds or bool(should_stop and
+                                                                    should_stop())
 
 
 def backfill_step(args: argparse.Namespace, etl: XetraETL, window: tuple[dt.date, dt.date],

@@ -47,6 +47,8 @@ class RunSummary:
 
     processed: list[dt.date] = field(default_factory=list)
     waiting: list[dt.date] = field(default_factory=list)
+    # Pending dates not started because the run's deadline came (see etl_report1 should_stop).
+    left: list[dt.date] = field(default_factory=list)
     counts: RowCounts = field(default_factory=RowCounts)
     report_rows: int = 0
     report_keys: list[str] = field(default_factory=list)
@@ -63,6 +65,8 @@ class RunSummary:
             f"{self.report_keys[0]} .. {self.report_keys[-1]} ({len(self.report_keys)} objects)"
         waiting = f"; waiting for source data: {', '.join(map(str, self.waiting))}" \
             if self.waiting else ""
+        left = f"; deadline reached, dates left for the next run: {len(self.left)} " \
+            f"({self.left[0]}..{self.left[-1]})" if self.left else ""
         skipped = f"; skipped bad objects: {', '.join(self.skipped_objects)}" \
             if self.skipped_objects else ""
         counts = self.counts
@@ -70,7 +74,7 @@ class RunSummary:
                 f"rows dropped: invalid={counts.invalid} zero_volume={counts.zero_volume} "
                 f"other_currency={counts.other_currency} duplicate={counts.duplicate}, "
                 f"report rows={self.report_rows}, report keys={keys or 'none'}, "
-                f"seconds={self.seconds:.2f}{waiting}{skipped}")
+                f"seconds={self.seconds:.2f}{waiting}{left}{skipped}")
 
 
 class SourceReader:
@@ -260,11 +264,14 @@ class XetraETL:
         """Dates from `first` to `last` not yet in the meta file."""
         return self.meta.pending_dates(self.meta.load(), first, last)
 
-    def etl_report1(self, first: dt.date, last: dt.date, slice_only: bool = False) -> RunSummary:
+    def etl_report1(self, first: dt.date, last: dt.date, slice_only: bool = False,
+                    should_stop: Callable[[], bool] | None = None) -> RunSummary:
         """Process every pending date from `first` to `last` under the run lock.
 
         `slice_only`: a backfill slice, run beside other slices (see xetra.locks): it locks
         and cleans up only its own dates.
+        `should_stop`: asked before each date; when it says True (a deadline) the run takes no
+        new date, commits the ones done and lists the rest in `RunSummary.left`.
         """
         started = time.monotonic()
         summary = RunSummary()
@@ -287,7 +294,12 @@ class XetraETL:
             refreshed = time.monotonic()
             with ThreadPoolExecutor(1, thread_name_prefix="xetra-commit") as committer:
                 committing: Future | None = None
-                for day, source in self._sources_ahead(pending):
+                for index, (day, source) in enumerate(self._sources_ahead(pending)):
+                    if should_stop is not None and should_stop():
+                        summary.left = pending[index:]
+                        logger.warning("deadline reached: %d date(s) left for the next run, "
+                                       "from %s", len(summary.left), day)
+                        break
                     committing = self._process_day(day, summary, source, committer, committing)
                     # A refresh is a conditional write (slow on some S3 servers): once a
                     # quarter of the expiry has passed is often enough to keep the lock alive.
