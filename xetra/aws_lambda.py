@@ -19,6 +19,7 @@ from __future__ import annotations
 import io
 import logging
 import os
+import resource
 import tempfile
 import time
 from dataclasses import dataclass
@@ -196,7 +197,7 @@ def lambda_handler(event: Any, context: LambdaContext,
     """Run the job for the event's range (or the weekly default); see the module docstring.
 
     Returns {"status": "ok", "deadline_reached": bool, "dates_left": [...], "attempts": n,
-    "output": "..."}; raises a JobError subclass for a non-zero exit status.
+    "output": "...", "peak_rss_mb": ...}; raises a JobError subclass for a non-zero status.
     """
     settings = HandlerSettings.from_environ(os.environ)
     arguments = event_arguments(event)
@@ -225,7 +226,9 @@ def lambda_handler(event: Any, context: LambdaContext,
         # What is left is what the meta file still lacks in the range (a read, no lock).
         _, pending, _ = run_job([*argv, "--dry-run"], remaining)
     result = {"status": "ok", "deadline_reached": remaining.reached,
-              "dates_left": pending.split(), "attempts": attempts, "output": output.strip()}
+              "dates_left": pending.split(), "attempts": attempts, "output": output.strip(),
+              # The process's peak so far (Linux: KiB), to size the function's memory.
+              "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)}
     logger.info("lambda result: deadline_reached=%s dates_left=%d attempts=%d",
                 result["deadline_reached"], len(result["dates_left"]), attempts)
     return result
