@@ -132,7 +132,8 @@ class LocalJobOperator(BaseOperator):
         self.arguments = arguments
         self.not_retried = tuple(not_retried)
 
-    def execute(self, context: Any) -> Any:
+    def execute(self, context: Any) -> Any:  # pylint: disable=unused-argument
+        """Run the job; the status decides as in XetraPodOperator; the plan's XCom returned."""
         run_py = Path(os.environ["XETRA_LOCAL_RUN_PY"])
         python = os.environ.get("XETRA_LOCAL_PYTHON", sys.executable)
         with tempfile.TemporaryDirectory(prefix="xetra-xcom-") as xcom_dir:
