@@ -70,8 +70,11 @@ class RuntimeApiStandIn:  # pylint: disable=too-many-instance-attributes
                 for name, value in (headers or {}).items():
                     self.send_header(name, value)
                 self.send_header("Content-Length", str(len(body)))
-                self.end_headers()
-                self.wfile.write(body)
+                try:
+                    self.end_headers()
+                    self.wfile.write(body)
+                except (BrokenPipeError, ConnectionResetError):
+                    pass  # the client was stopped while it waited for the next event
 
             def do_GET(self):  # pylint: disable=invalid-name
                 """The next invocation, or a wait until the stand-in stops."""

@@ -9,6 +9,7 @@ from __future__ import annotations
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 import yaml
@@ -59,7 +60,7 @@ def server(request) -> S3Server:
 class Deployment:
     """What a test's function sees: a client, its buckets and its config (local and in S3)."""
 
-    client: object
+    client: Any
     target: str
     config: Path
     config_bucket: str
@@ -176,7 +177,7 @@ def test_configuration_error_raises_once_and_writes_nothing(deployment, tmp_path
 
     assert str(raised.value).startswith("configuration error: report.format: unknown format "
                                         "'xlsx'")
-    assert raised.value.status == 2 and sleeps == []  # not retried
+    assert raised.value.status == 2 and not sleeps  # not retried
     assert client.list_objects_v2(Bucket=target).get("KeyCount") == 0
 
 
