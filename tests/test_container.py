@@ -8,6 +8,7 @@ from __future__ import annotations
 import io
 import os
 import subprocess
+import time
 from pathlib import Path
 from typing import Callable
 
@@ -16,6 +17,7 @@ import pytest
 import yaml
 
 from testkit.config import job_config
+from testkit.lambda_runtime import RuntimeApiStandIn
 from testkit.paths import CONFIGS, REPO
 from testkit.s3servers import SECRET_KEY, S3Server, upload_folder
 
@@ -27,6 +29,7 @@ TRADE_FIELDS = ["ISIN", "Date", "Time", "StartPrice", "EndPrice", "MinPrice", "M
 pytestmark = [pytest.mark.container, pytest.mark.timeout(1200)]
 
 Podman = Callable[..., subprocess.CompletedProcess]
+PODMAN_ENV = {**os.environ, "CONTAINERS_CONF": str(REPO / "scripts" / "containers.conf")}
 
 
 @pytest.fixture(scope="module")
@@ -41,11 +44,8 @@ def podman() -> Podman:
             print(line)
 
     def run(*args: str, timeout: float = 300) -> subprocess.CompletedProcess:
-        command = ["podman", "--root", str(BUILD_DIR / "storage"), "--runroot",
-                   str(BUILD_DIR / "run"), "--storage-driver", "vfs", *args]
-        return subprocess.run(command, capture_output=True, text=True, timeout=timeout,
-                              check=False, env={**os.environ, "CONTAINERS_CONF": str(
-                                  REPO / "scripts" / "containers.conf")})
+        return subprocess.run(podman_command(*args), capture_output=True, text=True,
+                              timeout=timeout, check=False, env=PODMAN_ENV)
     return run
 
 
@@ -54,6 +54,12 @@ def config_text(server: S3Server, source_bucket: str, target_bucket: str) -> str
     return yaml.safe_dump(job_config(f"s3://{source_bucket}/", f"s3://{target_bucket}/",
                                      base=CONFIGS / "xetra_sample.yml",
                                      endpoint_url=server.endpoint_url))
+
+
+def podman_command(*args: str) -> list[str]:
+    """podman on the build script's private storage."""
+    return ["podman", "--root", str(BUILD_DIR / "storage"), "--runroot", str(BUILD_DIR / "run"),
+            "--storage-driver", "vfs", *args]
 
 
 def run_container(podman: Podman, server: S3Server, config: Path,
@@ -141,3 +147,53 @@ def test_image_is_lean_and_runs_as_non_root(podman: Podman) -> None:
                    "import importlib.util as u; print([m for m in ('pandas', 'pytest', 'moto', "
                    "'pip', 'pipenv', 'boto3', 'pyarrow') if u.find_spec(m)])")
     assert probe.stdout.strip() == "['boto3', 'pyarrow']", probe.stderr
+
+
+def test_lambda_entry_serves_invocations_through_awslambdaric(podman: Podman, seaweed: S3Server,
+                                                             sample_dir: Path) -> None:
+    """The image as Lambda runs it: entry point switched to the runtime interface client, a
+    user that is not the image's, a read-only root (only /tmp writable), config from S3,
+    events from the Runtime API stand-in. Prints the cold start and the peak memory."""
+    client = seaweed.client()
+    for bucket in ("ct-lambda-source", "ct-lambda-target", "ct-lambda-config"):
+        client.create_bucket(Bucket=bucket)
+    upload_folder(seaweed, "ct-lambda-source", sample_dir)
+    client.put_object(Bucket="ct-lambda-config", Key="lambda/xetra.yml",
+                      Body=config_text(seaweed, "ct-lambda-source", "ct-lambda-target").encode())
+    sample = {"from": "2017-06-27", "to": "2017-07-04"}
+    env = {**seaweed.env(), "XETRA_CONFIG": "s3://ct-lambda-config/lambda/xetra.yml",
+           "AWS_ENDPOINT_URL_S3": seaweed.endpoint_url}
+    with RuntimeApiStandIn([sample, sample, {"to": "2017-13-01"}]) as stand_in:
+        env["AWS_LAMBDA_RUNTIME_API"] = stand_in.address
+        # Created first: with vfs storage, creating copies the whole image (not Lambda's cost).
+        created = podman(
+            "create", "--rm", "--name", "xetra-lambda-test", "--network", "host", "--read-only",
+            "--user", "993:993", "--entrypoint", '["/opt/venv/bin/python", "-m", "awslambdaric"]',
+            *[arg for name, value in env.items() for arg in ("-e", f"{name}={value}")],
+            IMAGE, "xetra.aws_lambda.lambda_handler")
+        assert created.returncode == 0, created.stderr
+        started = time.monotonic()
+        process = subprocess.Popen(  # pylint: disable=consider-using-with
+            podman_command("start", "--attach", "xetra-lambda-test"), env=PODMAN_ENV,
+            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        try:
+            answered = stand_in.wait_for_answers(300)
+        finally:
+            podman("kill", "xetra-lambda-test")
+            log = process.communicate(timeout=60)[0]
+    assert answered, log[-3000:]
+    assert SECRET_KEY not in log
+    cold, warm, bad = stand_in.answers_in_order()
+    assert (cold.kind, cold.body["dates_left"], cold.body["deadline_reached"]) == \
+        ("response", [], False)
+    assert "run summary: dates processed=8" in log
+    assert (warm.kind, warm.body["dates_left"]) == ("response", [])
+    assert (bad.kind, bad.body["errorType"]) == ("error", "ConfigurationError")
+    meta = pd.read_csv(io.BytesIO(client.get_object(
+        Bucket="ct-lambda-target", Key="meta/report1/xetra_report1_meta_file.csv")["Body"].read()))
+    assert len(meta) == 8 and meta["source_date"].is_unique
+    print(f"lambda entry in the container: podman start to the first /next (init) "
+          f"{stand_in.first_next_at - started:.1f} s; first invocation (8 sample dates, cold "
+          f"imports) {cold.seconds:.1f} s; warm invocation (nothing to do) {warm.seconds:.1f} s; "
+          f"peak RSS {cold.body['peak_rss_mb']} MB after the first, "
+          f"{warm.body['peak_rss_mb']} MB after the second")

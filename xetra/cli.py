@@ -5,8 +5,9 @@ import argparse
 import datetime as dt
 import logging
 import sys
+import time
 from concurrent.futures import ThreadPoolExecutor
-from typing import Sequence, TextIO
+from typing import Callable, Sequence, TextIO
 
 import pyarrow as pa
 
@@ -50,6 +51,9 @@ def build_parser() -> argparse.ArgumentParser:
                       "overdue alarm for it, never processed; needs --reason")
     parser.add_argument("--reason", help="with --accept-missing: why the date has no data "
                         "(kept in the meta file)")
+    parser.add_argument("--max-seconds", type=float, help="stop taking new dates after this "
+                        "many seconds (e.g. below the pod's activeDeadlineSeconds); the dates "
+                        "done are committed, the rest are left for the next run")
     parser.add_argument("--slices", type=int, default=4, help="with --plan: at most this "
                         "many slices (default 4)")
     parser.add_argument("--plan-file", help="with --plan: also write the JSON to this file")
@@ -89,8 +93,13 @@ def check_access(store: ObjectStore, section: str) -> None:
         raise StorageError(f"{exc} (check the {section} settings)") from exc
 
 
-def run(argv: Sequence[str], stdout: TextIO = sys.stdout, stderr: TextIO = sys.stderr) -> int:
-    """Run the job; returns the process exit status."""
+def run(argv: Sequence[str], stdout: TextIO = sys.stdout, stderr: TextIO = sys.stderr,
+        should_stop: Callable[[], bool] | None = None) -> int:
+    """Run the job; returns the process exit status.
+
+    `should_stop` (e.g. a Lambda's remaining time) is asked before each date, as --max-seconds.
+    """
+    started = time.monotonic()
     args = build_parser().parse_args(argv)
     logging_configured = False
     try:
@@ -102,7 +111,8 @@ def run(argv: Sequence[str], stdout: TextIO = sys.stdout, stderr: TextIO = sys.s
         logging_configured = True
         if accepted:
             return accept_missing(args, config, accepted)
-        return execute(args, config, window, stdout)
+        return execute(args, config, window, stdout,
+                       deadline(started, args.max_seconds, should_stop))
     except XetraError as exc:
         # Before logging is configured, an ERROR record would reach stderr a second time.
         if logging_configured:
@@ -113,7 +123,7 @@ def run(argv: Sequence[str], stdout: TextIO = sys.stdout, stderr: TextIO = sys.s
 
 
 def execute(args: argparse.Namespace, config: AppConfig, window: tuple[dt.date, dt.date],
-            stdout: TextIO) -> int:
+            stdout: TextIO, should_stop: Callable[[], bool] | None = None) -> int:
     """The run the arguments ask for, on a valid configuration; XetraError when it fails."""
     first, last = window
     source = open_store(config.source, config, create=False)
@@ -133,7 +143,7 @@ def execute(args: argparse.Namespace, config: AppConfig, window: tuple[dt.date, 
             return EXIT_OK
         if args.plan or args.verify:
             return backfill_step(args, etl, window, stdout)
-        summary = etl.etl_report1(first, last, slice_only=args.slice)
+        summary = etl.etl_report1(first, last, slice_only=args.slice, should_stop=should_stop)
     logger.info(etl.meta.contention_line())
     logger.info(summary.line())
     stdout.write(f"report objects under {target.describe(config.report.prefix)}\n")
@@ -187,6 +197,8 @@ def check_mode_arguments(args: argparse.Namespace) -> None:
     """The options of --plan and --slice make sense together, or ConfigError."""
     if args.slices < 1:
         raise ConfigError(f"--slices: {args.slices} is not a positive number of slices")
+    if args.max_seconds is not None and not args.max_seconds > 0:
+        raise ConfigError(f"--max-seconds: {args.max_seconds} is not a positive number")
     if args.slice and not (args.first and args.last):
         raise ConfigError("--slice: give the slice's range with --from and --to")
     if args.accept_missing and not (args.reason and args.reason.strip()):
@@ -194,6 +206,15 @@ def check_mode_arguments(args: argparse.Namespace) -> None:
                           "have data; it is kept in the meta file)")
     if args.reason is not None and not args.accept_missing:
         raise ConfigError("--reason: only with --accept-missing")
+
+
+def deadline(started: float, max_seconds: float | None,
+             should_stop: Callable[[], bool] | None) -> Callable[[], bool] | None:
+    """One predicate for --max-seconds (from `started`, monotonic) and a caller's own."""
+    if max_seconds is None:
+        return should_stop
+    return lambda: time.monotonic() - started >= max_seconds or bool(should_stop and
+                                                                    should_stop())
 
 
 def backfill_step(args: argparse.Namespace, etl: XetraETL, window: tuple[dt.date, dt.date],

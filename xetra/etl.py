@@ -56,6 +56,8 @@ class RunSummary:  # pylint: disable=too-many-instance-attributes
     recomputed: list[dt.date] = field(default_factory=list)
     overdue: list[dt.date] = field(default_factory=list)
     waiting: list[dt.date] = field(default_factory=list)
+    # Dates not started because the run's deadline came (see etl_report1's should_stop).
+    left: list[dt.date] = field(default_factory=list)
     counts: RowCounts = field(default_factory=RowCounts)
     report_rows: int = 0
     report_keys: list[str] = field(default_factory=list)
@@ -76,6 +78,7 @@ class RunSummary:  # pylint: disable=too-many-instance-attributes
             f"{self.report_keys[0]} .. {self.report_keys[-1]} ({len(self.report_keys)} objects)"
         tail = "".join(f"; {name}: {text}" for name, text in (
             ("overdue", format_dates(self.overdue)), ("waiting", format_dates(self.waiting)),
+            ("deadline reached, dates left for the next run", format_dates(self.left)),
             ("skipped bad objects", ", ".join(self.skipped_objects))) if text)
         counts = self.counts
         return (f"run summary: dates processed={dates}, rows read={counts.rows_read}, "
@@ -354,13 +357,16 @@ class XetraETL:
         return self.control.accept_missing(days, reason,
                                            lambda day: len(self.reader.hourly_objects(day)))
 
-    def etl_report1(self, first: dt.date, last: dt.date, slice_only: bool = False) -> RunSummary:
+    def etl_report1(self, first: dt.date, last: dt.date, slice_only: bool = False,
+                    should_stop: Callable[[], bool] | None = None) -> RunSummary:
         """Process every pending date from `first` to `last` under the run's lock, then compute
         again the dates of the range whose previous trading day has changed since.
 
         `slice_only`: a backfill slice, run beside other slices (see xetra.jobcontrol): it
         locks only its own dates. Dates without source objects are counted as waiting or
         overdue (`summary.overdue_error()`), and logged once as ranges.
+        `should_stop`: asked before each date; once it says True (a deadline) the run takes no
+        new date, commits the ones done and lists the rest in `summary.left`.
         """
         started = time.monotonic()
         summary = RunSummary(max_wait_days=self.config.job.max_wait_days)
@@ -368,13 +374,14 @@ class XetraETL:
         self.warn_accepted_with_data(first, last, folders)
         with self.control.claim(first, last, slice_only, folders) as claim:
             progress = Progress(len(claim.dates))
-            self._process_days(claim, claim.dates, summary, (progress, {}))
+            self._process_days(claim, claim.dates, summary, (progress, {}, should_stop))
             if claim.lock is not None:
                 stale = self.control.stale(self.meta.load(), first, last)
                 if stale:
                     progress.total += len(stale)
                     self._process_days(claim, [item.day for item in stale], summary,
-                                       (progress, {item.day: item for item in stale}))
+                                       (progress, {item.day: item for item in stale},
+                                        should_stop))
                 self._warn_stale_after(last)
         without_source = [day for day in self.control.pending(first, last)
                           if day not in folders]
@@ -400,12 +407,19 @@ class XetraETL:
                            item.describe())
 
     def _process_days(self, claim: Claim, days: list[dt.date], summary: RunSummary,
-                      context: tuple[Progress, dict[dt.date, StaleDate]]) -> None:
-        """Process `days` in order, committing each in the committer thread."""
-        progress, stale = context
+                      context: tuple[Progress, dict[dt.date, StaleDate],
+                                     Callable[[], bool] | None]) -> None:
+        """Process `days` in order, committing each in the committer thread, until
+        `should_stop` (context[2]) says the deadline has come."""
+        progress, stale, should_stop = context
         with ThreadPoolExecutor(1, thread_name_prefix="xetra-commit") as committer:
             committing: Future | None = None
-            for day, source in self._sources_ahead(days):
+            for index, (day, source) in enumerate(self._sources_ahead(days)):
+                if should_stop is not None and should_stop():
+                    summary.left.extend(days[index:])
+                    logger.warning("deadline reached: %d date(s) left for the next run, from %s",
+                                   len(days) - index, day)
+                    break
                 committing = self._process_day(day, summary, source, committer, committing,
                                                (claim, progress, stale.get(day)))
                 claim.keep_alive()
