@@ -18,7 +18,7 @@ from pathlib import Path
 
 from memory_profiler import LineProfiler, show_results
 
-from benchmarks.run_benchmark import DATA, dataset, write_config
+from benchmarks.run_benchmark import DATA, bench_config, dataset
 from xetra import cli, etl, transform
 
 
@@ -41,7 +41,7 @@ def main(argv: list[str] | None = None) -> None:
     for owner, name in targets:
         setattr(owner, name, profiler(getattr(owner, name)))
     with tempfile.TemporaryDirectory(prefix="xetra-mprof-", dir=DATA) as work:
-        config = write_config(Path(work) / "job.yml", str(data), str(Path(work) / "out"), first)
+        config = bench_config(Path(work) / "job.yml", str(data), str(Path(work) / "out"), first)
         cli.use_lean_memory_pool()  # as run.py does
         status = cli.run(["--config", str(config), "--from", str(first), "--to", str(last)])
     with args.out.open("w", encoding="utf-8") as stream:

@@ -1,7 +1,7 @@
 """Six-month backfill with 1, 2 and 4 parallel slices (scripts/backfill_local.py), from a local
 folder and from SeaweedFS on 127.0.0.1, against one sequential run.py over the same range.
 
-    pipenv run python -m benchmarks.backfill_data          # once: benchmarks/data/backfill
+    pipenv run python -m testkit.backfill_data          # once: benchmarks/data/backfill
     pipenv run python -m benchmarks.parallel_backfill --runs 3 --stores local seaweedfs
 
 Prints, per store and parallelism, the median wall seconds, the speed-up against the
@@ -24,28 +24,12 @@ import time
 from contextlib import nullcontext
 from pathlib import Path
 
-import yaml
-
-from tests.s3servers import seaweedfs, upload_folder
+from testkit.config import job_config, write_config
+from testkit.s3servers import seaweedfs, upload_folder
 
 REPO = Path(__file__).resolve().parent.parent
 DATA = REPO / "benchmarks" / "data" / "backfill"
 SLICE_LINE = re.compile(r"meta file updates=(\d+) conflicts_412=(\d+) update_seconds=([\d.]+)")
-
-
-def write_config(path: Path, source: str, target: str, endpoint: str | None) -> Path:
-    """A job config from `source` to `target` (s3:// URLs on `endpoint`), logging WARNING."""
-    def location(url: str) -> dict:
-        return {"url": url, "endpoint_url": endpoint, "region": "us-east-1"} \
-            if url.startswith("s3://") else {"url": url}
-    path.write_text(yaml.safe_dump({
-        "source": location(source), "target": location(target),
-        "job": {"first_date": "2018-01-01"},
-        "logging": {"version": 1, "disable_existing_loggers": False,
-                    "handlers": {"console": {"class": "logging.StreamHandler",
-                                             "stream": "ext://sys.stdout"}},
-                    "root": {"level": "INFO", "handlers": ["console"]}}}), encoding="utf-8")
-    return path
 
 
 def timed(command: list[str], env: dict[str, str]) -> tuple[float, str]:
@@ -78,8 +62,9 @@ def run_variant(variant: str, name: str, source: str, server, workdir: Path,
         target = f"s3://{name}/"
     else:
         target = str(workdir / name)
-    config = write_config(workdir / f"{name}.yml", source, target,
-                          server.endpoint_url if server else None)
+    config = write_config(workdir / f"{name}.yml", job_config(
+        source, target, first_date="2018-01-01",
+        endpoint_url=server.endpoint_url if server else None))
     if variant == "sequential":
         command = [sys.executable, "run.py", "--config", str(config), "--to", options.last]
     else:
@@ -140,7 +125,7 @@ def main() -> None:
     parser.add_argument("--last", default="2018-06-30")
     options = parser.parse_args()
     if not DATA.is_dir():
-        sys.exit(f"{DATA} is missing: run python -m benchmarks.backfill_data first")
+        sys.exit(f"{DATA} is missing: run python -m testkit.backfill_data first")
     lines = ["| source+target | variant | median wall s | speed-up vs sequential | "
              "412 conflicts/meta updates | seconds per meta update |",
              "| --- | --- | --- | --- | --- | --- |"]

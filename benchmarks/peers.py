@@ -5,7 +5,7 @@ the report's default column names, sorted by (date, isin):
 
     python -m benchmarks.peers duckdb|polars|pyarrow SOURCE_DIR OUT_FILE FIRST LAST
 
-The same rules as the job (SPEC section 2): exact duplicate rows count once; a trade has
+The same rules as the job (docs/CONTRACT.md §2): exact duplicate rows count once; a trade has
 TradedVolume > 0 and Currency EUR; open is the StartPrice of the earliest Time, close the
 EndPrice of the latest; the previous trading day is the latest earlier date with any trade,
 at most 10 calendar days back; change = round((close - prev) / prev * 100, 2) (half to even, as

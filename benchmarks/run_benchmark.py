@@ -29,41 +29,14 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from benchmarks import synthetic
+from testkit import synthetic
+from testkit.config import job_config, write_config
+from testkit.s3servers import empty_bucket, seaweedfs, upload_folder
 
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parent
 DATA = HERE / "data"
 REPORT_NAME = "xetra_report1"
-CONFIG_TEMPLATE = """\
-source:
-  url: {source}{source_extra}
-target:
-  url: {target}{target_extra}
-job:
-  first_date: "{first}"
-report:
-  prefix: report1/
-  name: {name}
-  format: parquet
-logging:
-  version: 1
-  disable_existing_loggers: false
-  formatters:
-    plain:
-      format: "%(asctime)s %(levelname)s %(name)s: %(message)s"
-  handlers:
-    console:
-      class: logging.StreamHandler
-      formatter: plain
-      stream: ext://sys.stdout
-  root:
-    level: INFO
-    handlers: [console]
-  loggers:
-    botocore:
-      level: WARNING
-"""
 
 
 @dataclass
@@ -166,14 +139,12 @@ def server_cpu_seconds() -> float:
     return total
 
 
-def write_config(path: Path, source: str, target: str, first: dt.date,
+def bench_config(path: Path, source: str, target: str, first: dt.date,
                  endpoint: str | None = None) -> Path:
-    """A job configuration for this benchmark (S3 endpoint when given)."""
-    extra = f"\n  endpoint_url: {endpoint}\n  region: us-east-1" if endpoint else ""
-    path.write_text(CONFIG_TEMPLATE.format(source=source, target=target, first=first,
-                                           name=REPORT_NAME, source_extra=extra,
-                                           target_extra=extra))
-    return path
+    """Write a job configuration for this benchmark (S3 endpoint when given)."""
+    return write_config(path, job_config(
+        source, target, first_date=first, endpoint_url=endpoint,
+        report={"prefix": "report1/", "name": REPORT_NAME, "format": "parquet"}))
 
 
 class Bench:
@@ -204,7 +175,7 @@ class Bench:
             target_url = "s3://bench-target/"
         else:
             target_url = str(target)
-        config = write_config(self.work / "job.yml", source or str(self.data), target_url,
+        config = bench_config(self.work / "job.yml", source or str(self.data), target_url,
                               self.first, endpoint)
         seconds, cpu, peak, output = timed([sys.executable, "run.py", "--config", str(config),
                                             "--from", str(self.first), "--to", str(self.last)],
@@ -225,7 +196,6 @@ class Bench:
         """The job with source and target on an S3 server; its report checked too. The
         server's own CPU seconds during the run are noted: it shares the machine's cores."""
         def reset_target() -> None:
-            from tests.s3servers import empty_bucket  # pylint: disable=import-outside-toplevel
             empty_bucket(server, "bench-target")
         before = server_cpu_seconds()
         self.job("job (S3 SeaweedFS)", "s3://bench-source/", server.endpoint_url, server.env(),
@@ -339,8 +309,6 @@ def run_once(bench: Bench, peers: list[str], s3_job=None, baseline: Path | None 
 
 def run_with_s3(bench: Bench, peers: list[str], runs: int) -> None:
     """Upload the data to SeaweedFS once, then repeat every contender with the S3 job too."""
-    sys.path.insert(0, str(REPO))
-    from tests.s3servers import seaweedfs, upload_folder  # pylint: disable=import-outside-toplevel
     with seaweedfs() as server:
         client = server.client()
         client.create_bucket(Bucket="bench-source")

@@ -1,18 +1,15 @@
-"""Shared fixtures: the bundled sample, the repository root, and real S3 servers on 127.0.0.1."""
+"""Shared fixtures: the bundled sample, the repository root, a read pool, and real S3 servers
+on 127.0.0.1. Helpers live in testkit/, never here."""
 from __future__ import annotations
 
 import logging
-import os
-import subprocess
-import sys
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
 
-from tests.s3servers import S3Server, moto_server, seaweedfs
-
-REPO = Path(__file__).resolve().parent.parent
-SAMPLE = REPO / "data" / "sample"
+from testkit.paths import REPO, SAMPLE
+from testkit.s3servers import S3Server, moto_server, seaweedfs
 
 
 @pytest.fixture(scope="session")
@@ -41,12 +38,11 @@ def motoserver() -> S3Server:
         yield server
 
 
-def run_job(*args: str, env: dict[str, str] | None = None, cwd: Path = REPO,
-            timeout: float = 240, script: Path = REPO / "run.py") -> subprocess.CompletedProcess:
-    """Run `python run.py ARGS` (or another script) as a subprocess, as a user would."""
-    return subprocess.run([sys.executable, str(script), *args], cwd=cwd,
-                          env={**os.environ, **(env or {})}, capture_output=True, text=True,
-                          timeout=timeout, check=False)
+@pytest.fixture(name="pool")
+def pool_fixture():
+    """The read pool of an XetraETL built in the test."""
+    with ThreadPoolExecutor(4) as executor:
+        yield executor
 
 
 @pytest.fixture(autouse=True)

@@ -14,17 +14,18 @@ import pyarrow.parquet as pq
 import pytest
 import yaml
 
-from tests.backfill_helpers import FIRST, local_objects, make_small_source, meta_rows, \
-    report_table, write_config
-from tests.reference import reference_report
+from testkit.backfill_data import SMALL_FIRST as FIRST
+from testkit.backfill_data import backfill_config, make_small_source
+from testkit.reference import reference_report
+from testkit.targets import LOCK_KEY as LOCK
+from testkit.targets import META_KEY as META
+from testkit.targets import local_objects, meta_records, report_table
 from xetra import cli
 from xetra.backfill import DateSlice, plan_json, plan_slices
 from xetra.config import MetaSettings
 from xetra.meta import MetaEntry, MetaProcess
 from xetra.storage import LocalStorage
 
-META = "meta/report1/xetra_report1_meta_file.csv"
-LOCK = "meta/report1/xetra_report1.lock"
 D = dt.date
 
 
@@ -71,7 +72,7 @@ def source(tmp_path_factory) -> Path:
 def config(source, tmp_path) -> tuple[Path, Path]:
     """(config file, target folder) of a fresh target."""
     target = tmp_path / "target"
-    return write_config(tmp_path / "xetra.yml", str(source), str(target)), target
+    return backfill_config(tmp_path / "xetra.yml", str(source), str(target)), target
 
 
 @pytest.mark.parametrize("pending, slices, expected", [
@@ -113,7 +114,7 @@ def test_plan_lists_only_dates_the_meta_file_lacks(job, config, tmp_path):
     assert status == 0
     assert json.loads(out.splitlines()[0]) == expected
     assert json.loads(plan_file.read_text(encoding="utf-8")) == expected
-    assert [row[0] for row in meta_rows((target / META).read_bytes())] == \
+    assert [row[0] for row in meta_records((target / META).read_bytes())] == \
         ["2018-01-03", "2018-01-04", "2018-01-05"]
 
 
@@ -167,7 +168,7 @@ def test_weekly_run_stops_while_a_slice_is_live(job, config):
     assert not (target / META).exists() and not (target / LOCK).exists()
     store.put_bytes(f"{LOCK}.slices/2018-01-08_2018-01-14", lock_content(EXPIRED))
     assert job("--config", str(path), "--to", "2018-01-05")[0] == 0
-    assert len(meta_rows((target / META).read_bytes())) == 5
+    assert len(meta_records((target / META).read_bytes())) == 5
 
 
 def test_slice_stops_while_the_weekly_run_is_live(job, config):
@@ -198,7 +199,7 @@ def test_slices_that_overlap_exclude_each_other_disjoint_ones_do_not(job, config
     assert "an overlapping backfill slice 2018-01-04..2018-01-10" in err
     assert job("--config", str(path), "--slice", "--from", "2018-01-11",
                "--to", "2018-01-14")[0] == 0
-    assert [row[0] for row in meta_rows((target / META).read_bytes())] == \
+    assert [row[0] for row in meta_records((target / META).read_bytes())] == \
         ["2018-01-11", "2018-01-12", "2018-01-13", "2018-01-14"]
     assert not (target / f"{LOCK}.slices/2018-01-11_2018-01-14").exists()
 
@@ -240,7 +241,7 @@ def test_meta_record_retries_after_a_concurrent_update(tmp_path):
     meta = MetaProcess(store, MetaSettings())
     meta.record([MetaEntry(D(2018, 1, 1), "2018-01-02T00:00:00+00:00", "k", "5")])
     assert (meta.updates, meta.conflicts) == (1, 1)
-    assert meta_rows((tmp_path / META).read_bytes()) == \
+    assert meta_records((tmp_path / META).read_bytes()) == \
         [("2018-01-01", "k", "5"), ("2018-01-02", "", "0")]
 
 
@@ -249,7 +250,7 @@ def finished(source, tmp_path_factory) -> Path:
     """A target after one sequential run over all three weeks."""
     folder = tmp_path_factory.mktemp("finished")
     target = folder / "target"
-    path = write_config(folder / "xetra.yml", str(source), str(target))
+    path = backfill_config(folder / "xetra.yml", str(source), str(target))
     assert run("--config", str(path), "--to", "2018-01-21")[0] == 0
     return target
 
@@ -259,7 +260,7 @@ def copy_of_finished(finished, source, tmp_path) -> tuple[Path, Path]:
     """(config, target) of a copy of the finished target, to damage."""
     target = tmp_path / "target"
     shutil.copytree(finished, target)
-    return write_config(tmp_path / "xetra.yml", str(source), str(target)), target
+    return backfill_config(tmp_path / "xetra.yml", str(source), str(target)), target
 
 
 def test_verify_passes_a_complete_range_with_counts_from_the_reference(job, copy_of_finished,
@@ -270,7 +271,7 @@ def test_verify_passes_a_complete_range_with_counts_from_the_reference(job, copy
     status, out, err = job("--config", str(path), "--verify", "--to", "2018-01-21")
     assert (status, err) == (0, "")
     assert out.splitlines()[-1].endswith(
-        f"INFO verify ok: 2018-01-01..2018-01-21: 21 date(s) in the meta file, 15 report "
+        f"INFO xetra: verify ok: 2018-01-01..2018-01-21: 21 date(s) in the meta file, 15 report "
         f"object(s), {expected_rows} report rows")
 
 
@@ -337,20 +338,20 @@ REPORT = "report1/xetra_report1_{}.parquet"
 def test_verify_fails_with_one_line_naming_each_problem(job, copy_of_finished, damage, problems):
     """Each kind of damage gives exit 1, its problem logged, and one line on stderr."""
     path, target = copy_of_finished
-    rows = {row[0]: row[2] for row in meta_rows((target / META).read_bytes())}
+    rows = {row[0]: row[2] for row in meta_records((target / META).read_bytes())}
     damage(target)
     status, out, err = job("--config", str(path), "--verify", "--to", "2018-01-21")
     assert status == 1
     assert len(err.splitlines()) == 1
     assert err.startswith(f"xetra: verify failed: {len(problems)} problem(s): ")
     for problem in problems:
-        assert f"ERROR verify: {problem.format(t=target, rows=rows)}" in out
+        assert f"ERROR xetra: verify: {problem.format(t=target, rows=rows)}" in out
 
 
 def test_verify_does_not_count_rows_of_dates_written_by_older_tools(job, copy_of_finished):
     """A meta row without report_rows (two-column file of an older tool) cannot be checked."""
     path, target = copy_of_finished
-    rows = meta_rows((target / META).read_bytes())
+    rows = meta_records((target / META).read_bytes())
     _edit_meta(target, "2018-01-02", "")
     status, out, _ = job("--config", str(path), "--verify", "--to", "2018-01-21")
     total = sum(int(row[2]) for row in rows if row[0] != "2018-01-02")
@@ -361,11 +362,12 @@ def test_verify_does_not_count_rows_of_dates_written_by_older_tools(job, copy_of
 def test_slices_give_the_rows_of_one_sequential_run(job, finished, source, tmp_path):
     """Three slices run one after the other in any order equal one run over the range."""
     target = tmp_path / "target"
-    path = write_config(tmp_path / "xetra.yml", str(source), str(target))
+    path = backfill_config(tmp_path / "xetra.yml", str(source), str(target))
     for first, last in [("2018-01-15", "2018-01-21"), ("2018-01-01", "2018-01-07"),
                         ("2018-01-08", "2018-01-14")]:
         assert job("--config", str(path), "--slice", "--from", first, "--to", last)[0] == 0
-    assert meta_rows((target / META).read_bytes()) == meta_rows((finished / META).read_bytes())
+    assert meta_records((target / META).read_bytes()) == \
+        meta_records((finished / META).read_bytes())
     assert report_table(local_objects(target, "report1/")).equals(
         report_table(local_objects(finished, "report1/")))
 

@@ -10,27 +10,23 @@ import json
 import os
 import signal
 import subprocess
-import sys
 import time
 from pathlib import Path
 
 import pytest
 
-from benchmarks.meta_contention import run as contended_meta_updates
-from tests.backfill_helpers import local_objects, make_small_source, meta_rows, report_table, \
-    s3_objects, write_config
-from tests.conftest import REPO, run_job
-from tests.s3servers import S3Server, upload_folder
+from testkit.backfill_data import backfill_config, make_small_source
+from testkit.contention import run as contended_meta_updates
+from testkit.paths import REPO
+from testkit.processes import job_command, job_env, kill_at_call, run_job
+from testkit.s3servers import S3Server, upload_folder
+from testkit.targets import META_KEY as META
+from testkit.targets import local_objects, meta_records, report_table, s3_objects
 
 pytestmark = pytest.mark.s3server
 
-META = "meta/report1/xetra_report1_meta_file.csv"
 LAST = "2018-01-21"
 LOCK_TTL = 4  # seconds: a killed slice's lock blocks its dates this long
-
-# Runs run.py in this process with MetaProcess.record patched to SIGKILL the process on its
-# Nth call, after that date's report object is written and before the meta file lists it.
-KILLRUN = REPO / "tests" / "killrun.py"
 
 
 @pytest.fixture(scope="module")
@@ -45,10 +41,10 @@ def source_folder(tmp_path_factory) -> Path:
 def sequential(source_folder, tmp_path_factory) -> dict:
     """Meta rows and report table of one sequential run over the range (local folders)."""
     folder = tmp_path_factory.mktemp("sequential")
-    config = write_config(folder / "xetra.yml", str(source_folder), str(folder / "target"))
+    config = backfill_config(folder / "xetra.yml", str(source_folder), str(folder / "target"))
     done = run_job("--config", str(config), "--to", LAST)
     assert done.returncode == 0, done.stderr
-    return {"meta": meta_rows((folder / "target" / META).read_bytes()),
+    return {"meta": meta_records((folder / "target" / META).read_bytes()),
             "table": report_table(local_objects(folder / "target", "report1/"))}
 
 
@@ -63,23 +59,22 @@ def s3_config(server: S3Server, source_folder: Path, folder: Path, target_bucket
         upload_folder(server, "backfill-source", source_folder)
         _UPLOADED.add(server.endpoint_url)
     client.create_bucket(Bucket=target_bucket)
-    return write_config(folder / "xetra.yml", "s3://backfill-source/", f"s3://{target_bucket}/",
-                        endpoint=server.endpoint_url, lock_ttl_seconds=LOCK_TTL)
+    return backfill_config(folder / "xetra.yml", "s3://backfill-source/",
+                           f"s3://{target_bucket}/", endpoint=server.endpoint_url,
+                           lock_ttl_seconds=LOCK_TTL)
 
 
 def backfill_local(config: Path, server: S3Server, parallel: int) -> subprocess.CompletedProcess:
     """scripts/backfill_local.py over the whole range."""
-    return subprocess.run([sys.executable, str(REPO / "scripts" / "backfill_local.py"),
-                           "--config", str(config), "--to", LAST, "--parallel", str(parallel)],
-                          cwd=REPO, env={**os.environ, **server.env()}, capture_output=True,
-                          text=True, timeout=240, check=False)
+    return run_job("--config", str(config), "--to", LAST, "--parallel", str(parallel),
+                   env=server.env(), script=REPO / "scripts" / "backfill_local.py")
 
 
 def assert_same_as_sequential(server: S3Server, bucket: str, sequential: dict) -> None:
     """The target holds exactly the sequential run's meta dates and report rows."""
     client = server.client()
     meta = client.get_object(Bucket=bucket, Key=META)["Body"].read()
-    assert meta_rows(meta) == sequential["meta"]
+    assert meta_records(meta) == sequential["meta"]
     assert report_table(s3_objects(client, bucket, "report1/")).equals(sequential["table"])
 
 
@@ -105,20 +100,19 @@ def _listed_dates(server: S3Server, bucket: str) -> set[str]:
         data = server.client().get_object(Bucket=bucket, Key=META)["Body"].read()
     except server.client().exceptions.NoSuchKey:
         return set()
-    return {row[0] for row in meta_rows(data)}
+    return {row[0] for row in meta_records(data)}
 
 
 def _slice_process(config: Path, server: S3Server, item: dict, kill_at: int | None = None,
                    delay: float = 0.0) -> subprocess.Popen:
-    """A slice run; with `kill_at`, through tests/killrun.py, which SIGKILLs it as it is about
+    """A slice run; with `kill_at`, through testkit.processes, which SIGKILLs it as it is about
     to record its kill_at-th date (0: never) and delays every record by `delay` seconds."""
     args = ["--config", str(config), "--slice", "--from", item["from"], "--to", item["to"]]
-    wrapped = [str(KILLRUN), "xetra.meta:MetaProcess.record", str(kill_at)] \
-        if kill_at is not None else [str(REPO / "run.py")]
-    command = [sys.executable, *wrapped, *args]
-    env = {**os.environ, **server.env(), "XETRA_TEST_DELAY_SECONDS": str(delay)}
-    return subprocess.Popen(command, cwd=REPO, env=env, stdout=subprocess.PIPE,
-                            stderr=subprocess.STDOUT)
+    env = {**server.env()}
+    if kill_at is not None:
+        env.update(kill_at_call("xetra.meta:MetaProcess.record", kill_at, delay))
+    return subprocess.Popen(job_command(*args, env=env), cwd=REPO, env=job_env(env),
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
 
 
 @pytest.mark.parametrize("round_number", [0, 1, 2])

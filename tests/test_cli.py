@@ -4,6 +4,7 @@ import io
 import json
 import logging
 
+import pyarrow as pa
 import pytest
 
 from xetra import cli
@@ -131,3 +132,18 @@ def test_open_store_picks_the_adapter(repo_root):
         "S3BucketConnector"
     local = config.with_locations("data/sample", None)
     assert type(cli.open_store(local.source, local, create=False)).__name__ == "LocalStorage"
+
+
+def test_lean_memory_pool_is_jemalloc_unless_the_build_lacks_it(monkeypatch):
+    before = pa.default_memory_pool()
+    try:
+        def missing():
+            raise NotImplementedError("built without jemalloc")
+        monkeypatch.setattr(pa, "jemalloc_memory_pool", missing)
+        cli.use_lean_memory_pool()
+        assert pa.default_memory_pool().backend_name == before.backend_name
+        monkeypatch.undo()
+        cli.use_lean_memory_pool()
+        assert pa.default_memory_pool().backend_name == "jemalloc"
+    finally:
+        pa.set_memory_pool(before)

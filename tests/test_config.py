@@ -29,6 +29,9 @@ def test_shipped_configs_load(repo_root):
     sample = load_config(repo_root / "configs" / "xetra_sample.yml")
     assert not sample.source.is_s3 and sample.target.url == "output/sample"
     assert sample.job.first_date == dt.date(2017, 6, 27)
+    public = load_config(repo_root / "configs" / "xetra_public_local.yml")
+    assert public.source == production.source  # the public bucket, unsigned, into a folder
+    assert not public.target.is_s3 and public.target.url == "output/public"
 
 
 def test_location_prefix_normalised():

@@ -15,9 +15,10 @@ import pandas as pd
 import pytest
 import yaml
 
-from tests.s3servers import SECRET_KEY, S3Server, upload_folder
+from testkit.config import job_config
+from testkit.paths import CONFIGS, REPO
+from testkit.s3servers import SECRET_KEY, S3Server, upload_folder
 
-REPO = Path(__file__).resolve().parent.parent
 IMAGE = "localhost/xetra:containertest"
 BUILD_DIR = Path(os.environ.get("XETRA_BUILD_DIR", REPO / ".build"))
 TRADE_FIELDS = ["ISIN", "Date", "Time", "StartPrice", "EndPrice", "MinPrice", "MaxPrice",
@@ -50,11 +51,9 @@ def podman() -> Podman:
 
 def config_text(server: S3Server, source_bucket: str, target_bucket: str) -> str:
     """The sample config (its logging included), reading and writing buckets of the server."""
-    raw = yaml.safe_load((REPO / "configs" / "xetra_sample.yml").read_text(encoding="utf-8"))
-    for side, bucket in (("source", source_bucket), ("target", target_bucket)):
-        raw[side] = {"url": f"s3://{bucket}/", "endpoint_url": server.endpoint_url,
-                     "region": "us-east-1"}
-    return yaml.safe_dump(raw)
+    return yaml.safe_dump(job_config(f"s3://{source_bucket}/", f"s3://{target_bucket}/",
+                                     base=CONFIGS / "xetra_sample.yml",
+                                     endpoint_url=server.endpoint_url))
 
 
 def run_container(podman: Podman, server: S3Server, config: Path,

@@ -4,23 +4,26 @@ from __future__ import annotations
 
 import datetime as dt
 import io
+import os
 import random
+import stat
 import uuid
 from pathlib import Path
 
 import pandas as pd
 import pyarrow.parquet as pq
 import pytest
-import yaml
 
-from tests.builders import bar, write_day, write_no_trading_day
-from tests.conftest import REPO, run_job
-from tests.reference import read_all_rows, reference_report
-from tests.s3servers import upload_folder
+from testkit.config import job_config, write_config
+from testkit.paths import CONFIGS, REPO
+from testkit.processes import kill_at_call, run_job
+from testkit.reference import read_all_rows, reference_report
+from testkit.s3servers import upload_folder
+from testkit.sourcedata import bar, write_day, write_no_trading_day
+from testkit.targets import META_KEY, s3_objects
 
 FIRST, LAST = dt.date(2017, 6, 27), dt.date(2017, 7, 4)
 SAMPLE_DATES = [FIRST + dt.timedelta(days=n) for n in range((LAST - FIRST).days + 1)]
-META_KEY = "meta/report1/xetra_report1_meta_file.csv"
 
 
 @pytest.fixture(scope="module")
@@ -29,19 +32,14 @@ def expected(sample_dir):
     return reference_report(sample_dir, FIRST, LAST)
 
 
-def write_config(path: Path, source: str, target: str, endpoint: str | None = None,
-                 **job) -> Path:
+def sample_config(path: Path, source: str, target: str, endpoint: str | None = None,
+                  **job) -> Path:
     """The sample config with absolute locations (and an S3 endpoint when given)."""
-    raw = yaml.safe_load((REPO / "configs" / "xetra_sample.yml").read_text())
-    raw["source"] = {"url": source}
-    raw["target"] = {"url": target}
+    sections = {"job": job}
     if endpoint:
-        for side in ("source", "target"):
-            raw[side].update(endpoint_url=endpoint, region="us-east-1")
-        raw["s3"] = {"max_attempts": 2, "connect_timeout": 2, "read_timeout": 10}
-    raw["job"].update(job)
-    path.write_text(yaml.safe_dump(raw))
-    return path
+        sections["s3"] = {"max_attempts": 2, "connect_timeout": 2, "read_timeout": 10}
+    return write_config(path, job_config(source, target, base=CONFIGS / "xetra_sample.yml",
+                                         endpoint_url=endpoint, **sections))
 
 
 def local_report(target: Path) -> pd.DataFrame:
@@ -59,7 +57,7 @@ def s3_report(client, bucket: str) -> pd.DataFrame:
 
 
 def assert_same_report(actual: pd.DataFrame, wanted: pd.DataFrame) -> None:
-    """Equal rows; the % change may differ only at an exact rounding tie (SPEC)."""
+    """Equal rows; the % change may differ only at an exact rounding tie (CONTRACT.md §2.2)."""
     assert list(actual.columns) == list(wanted.columns)
     assert len(actual) == len(wanted)
     for column in wanted.columns:
@@ -79,7 +77,7 @@ def meta_dates(text: str) -> list[str]:
 
 def test_sample_report_equals_independent_reference(tmp_path, sample_dir, expected):
     target = tmp_path / "out"
-    config = write_config(tmp_path / "c.yml", str(sample_dir), str(target))
+    config = sample_config(tmp_path / "c.yml", str(sample_dir), str(target))
     done = run_job("--config", str(config), "--to", str(LAST))
     assert done.returncode == 0, done.stderr
     assert done.stderr == ""
@@ -100,7 +98,7 @@ def test_sample_report_equals_independent_reference(tmp_path, sample_dir, expect
 
 def test_second_run_processes_nothing_and_writes_nothing(tmp_path, sample_dir):
     target = tmp_path / "out"
-    config = write_config(tmp_path / "c.yml", str(sample_dir), str(target))
+    config = sample_config(tmp_path / "c.yml", str(sample_dir), str(target))
     assert run_job("--config", str(config), "--to", str(LAST)).returncode == 0
     before = {path: (path.stat().st_mtime_ns, path.read_bytes())
               for path in target.rglob("*") if path.is_file()}
@@ -136,9 +134,9 @@ def test_one_run_over_two_weeks_equals_two_weekly_runs(tmp_path):
     source = tmp_path / "source"
     days = write_two_weeks(source)
     whole, weekly = tmp_path / "whole", tmp_path / "weekly"
-    whole_config = write_config(tmp_path / "w.yml", str(source), str(whole),
+    whole_config = sample_config(tmp_path / "w.yml", str(source), str(whole),
                                 first_date=str(days[0]))
-    weekly_config = write_config(tmp_path / "k.yml", str(source), str(weekly),
+    weekly_config = sample_config(tmp_path / "k.yml", str(source), str(weekly),
                                  first_date=str(days[0]))
     assert run_job("--config", str(whole_config), "--to", str(days[-1])).returncode == 0
     assert run_job("--config", str(weekly_config), "--to", str(days[6])).returncode == 0
@@ -156,8 +154,9 @@ def test_one_run_over_two_weeks_equals_two_weekly_runs(tmp_path):
 def killed_then_rerun(config: Path, nth_record: int,
                       env: dict[str, str] | None = None) -> tuple[str, str]:
     """Kill the job as it is about to record the nth date in the meta file, then rerun it."""
-    killed = run_job("xetra.meta:MetaProcess.record", str(nth_record), "--config", str(config),
-                     "--to", str(LAST), env=env, script=REPO / "tests" / "killrun.py")
+    killed = run_job("--config", str(config), "--to", str(LAST),
+                     env={**(env or {}), **kill_at_call("xetra.meta:MetaProcess.record",
+                                                        nth_record)})
     assert killed.returncode == -9, killed.stderr
     rerun = run_job("--config", str(config), "--to", str(LAST), env=env)
     assert rerun.returncode == 0, rerun.stderr
@@ -167,7 +166,7 @@ def killed_then_rerun(config: Path, nth_record: int,
 def test_killed_between_report_and_meta_then_rerun_gives_each_date_once(tmp_path, sample_dir,
                                                                         expected):
     target = tmp_path / "out"
-    config = write_config(tmp_path / "c.yml", str(sample_dir), str(target))
+    config = sample_config(tmp_path / "c.yml", str(sample_dir), str(target))
     killed_out, rerun_out = killed_then_rerun(config, nth_record=7)
     assert "2017-07-02: " in killed_out and "2017-07-03: " not in killed_out
     assert "dates processed=2 (2017-07-03..2017-07-04)" in rerun_out
@@ -188,45 +187,38 @@ def buckets(seaweed, sample_dir):
     return client, source, target
 
 
-def bucket_state(client, bucket: str) -> dict[str, bytes]:
-    """Every object of the bucket with its content."""
-    listing = client.list_objects_v2(Bucket=bucket).get("Contents", [])
-    return {item["Key"]: client.get_object(Bucket=bucket, Key=item["Key"])["Body"].read()
-            for item in listing}
-
-
 @pytest.mark.s3server
 def test_s3_run_rerun_and_kill_on_seaweedfs(tmp_path, seaweed, buckets, expected):
     client, source, target = buckets
-    config = write_config(tmp_path / "c.yml", f"s3://{source}/xetra/", f"s3://{target}/",
+    config = sample_config(tmp_path / "c.yml", f"s3://{source}/xetra/", f"s3://{target}/",
                           seaweed.endpoint_url)
     killed_out, rerun_out = killed_then_rerun(config, nth_record=4, env=seaweed.env())
     assert "2017-06-29: " in killed_out and "2017-06-30: " not in killed_out
     assert "dates processed=5 (2017-06-30..2017-07-04)" in rerun_out
     assert_same_report(s3_report(client, target), expected)
-    state = bucket_state(client, target)
+    state = s3_objects(client, target)
     assert meta_dates(state[META_KEY].decode()) == [str(day) for day in SAMPLE_DATES]
     assert sorted(state) == sorted([META_KEY] + [
         f"report1/xetra_report1_{day}.parquet" for day in SAMPLE_DATES
         if day.weekday() < 5])
     again = run_job("--config", str(config), "--to", str(LAST), env=seaweed.env())
     assert again.returncode == 0 and "dates processed=0," in again.stdout
-    assert bucket_state(client, target) == state
+    assert s3_objects(client, target) == state
 
 
 @pytest.mark.s3server
 def test_s3_failures_are_clear_and_change_nothing(tmp_path, seaweed, buckets):
     client, source, target = buckets
     client.put_object(Bucket=target, Key=META_KEY, Body=b"not,a,meta\nfile\n")
-    before = bucket_state(client, target)
-    config = write_config(tmp_path / "c.yml", f"s3://{source}/xetra/", f"s3://{target}/",
+    before = s3_objects(client, target)
+    config = sample_config(tmp_path / "c.yml", f"s3://{source}/xetra/", f"s3://{target}/",
                           seaweed.endpoint_url)
     cases = {
         "corrupt meta": (["--config", str(config)], 1,
                          f"meta file s3://{target}/{META_KEY}: header"),
         "missing bucket": (["--config", str(config), "--target", "s3://no-such-bucket-xetra/"],
                            1, "bucket no-such-bucket-xetra does not exist"),
-        "bad config": (["--config", str(write_config(
+        "bad config": (["--config", str(sample_config(
             tmp_path / "bad.yml", f"s3://{source}/xetra/", f"s3://{target}/",
             seaweed.endpoint_url, first_date="2017-02-30"))], 2,
             "job.first_date: not a valid date: '2017-02-30'"),
@@ -235,7 +227,7 @@ def test_s3_failures_are_clear_and_change_nothing(tmp_path, seaweed, buckets):
         done = run_job(*args, "--to", str(LAST), env=seaweed.env())
         assert done.returncode == status, name
         assert done.stderr.count("\n") == 1 and message in done.stderr, (name, done.stderr)
-    assert bucket_state(client, target) == before
+    assert s3_objects(client, target) == before
 
 
 def test_quick_start_sample_config_runs_from_the_repository(tmp_path):
@@ -248,3 +240,20 @@ def test_quick_start_sample_config_runs_from_the_repository(tmp_path):
     done = run_job("--config", "configs/xetra_sample.yml", "--to", str(LAST), cwd=work)
     assert done.returncode == 0, done.stderr
     assert done.stdout.endswith(f"report objects under {work / 'output' / 'sample'}/report1/\n")
+
+
+@pytest.mark.parametrize("umask, mode", [(0o022, 0o644), (0o077, 0o600)],
+                         ids=["umask022", "umask077"])
+def test_report_and_meta_files_honour_the_umask(tmp_path, sample_dir, umask, mode):
+    """A user's umask decides who may read the report, as for any file the user makes."""
+    config = write_config(tmp_path / "c.yml", str(sample_dir), str(tmp_path / "out"))
+    previous = os.umask(umask)  # the job's process inherits it
+    try:
+        done = run_job("--config", str(config), "--to", str(LAST))
+    finally:
+        os.umask(previous)
+    assert done.returncode == 0, done.stderr
+    written = sorted(path for path in (tmp_path / "out").rglob("*") if path.is_file())
+    assert len(written) == 7  # 6 report objects and the meta file
+    assert {path.name: stat.S_IMODE(path.stat().st_mode) for path in written} == \
+        {path.name: mode for path in written}

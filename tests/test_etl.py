@@ -1,14 +1,15 @@
 """XetraETL on hand-made days in local folders: look-back, batch invariance, job control."""
 import datetime as dt
-from concurrent.futures import ThreadPoolExecutor
 
 import boto3
 import pytest
-import yaml
 from moto import mock_aws
 
-from tests.builders import bar, write_day, write_no_trading_day
-from xetra import transform
+from testkit.config import job_config
+from testkit.localetl import make_etl, report_of
+from testkit.paths import CONFIGS
+from testkit.sourcedata import Bar, bar, write_day, write_no_trading_day
+from xetra import jobcontrol, transform
 from xetra.config import config_from_mapping
 from xetra.errors import LockHeldError, SourceFormatError
 from xetra.etl import PreviousTradingDays, RunSummary, SourceReader, XetraETL
@@ -29,24 +30,6 @@ def folders(tmp_path):
     return tmp_path / "source", tmp_path / "target"
 
 
-def make_etl(repo_root, folders, pool, **job):
-    """An XetraETL over local folders, with the production config otherwise."""
-    raw = yaml.safe_load((repo_root / "configs" / "xetra_report1.yml").read_text())
-    raw["source"] = {"url": str(folders[0])}
-    raw["target"] = {"url": str(folders[1])}
-    raw["job"].update(job)
-    config = config_from_mapping(raw)
-    return XetraETL(LocalStorage(folders[0]), LocalStorage(folders[1], create=True), config,
-                    pool)
-
-
-@pytest.fixture
-def pool():
-    """The read pool."""
-    with ThreadPoolExecutor(4) as executor:
-        yield executor
-
-
 def write_weekend_case(source):
     """Friday: SAP closes 100, BMW 50, ZERO 0; weekend header-only; Monday: SAP, ZERO, NEW."""
     write_day(source, FRIDAY, [bar(SAP, "09:00", 99.0, 101.0, 10),
@@ -62,15 +45,9 @@ def write_weekend_case(source):
               missing_hours=(3, 22))
 
 
-def report_of(target, day):
-    """The report rows written for `day`, as dicts."""
-    data = (target / "report1" / f"xetra_report1_{day}.parquet").read_bytes()
-    return deserialise_table(data, "parquet").to_pylist()
-
-
-def test_monday_compares_with_friday_even_when_run_alone(repo_root, folders, pool):
+def test_monday_compares_with_friday_even_when_run_alone(folders, pool):
     write_weekend_case(folders[0])
-    etl = make_etl(repo_root, folders, pool, first_date="2021-05-10")
+    etl = make_etl(folders, pool, first_date="2021-05-10")
     summary = etl.etl_report1(MONDAY, MONDAY)
     assert summary.processed == [MONDAY]
     rows = {row["isin"]: row for row in report_of(folders[1], MONDAY)}
@@ -83,14 +60,14 @@ def test_monday_compares_with_friday_even_when_run_alone(repo_root, folders, poo
     assert summary.counts.zero_volume == 1 and summary.report_rows == 3
 
 
-def test_day_after_holiday_and_lookback_limit(repo_root, folders, pool):
+def test_day_after_holiday_and_lookback_limit(folders, pool):
     thursday, easter_tuesday = D(2021, 4, 1), D(2021, 4, 6)
     write_day(folders[0], thursday, [bar(SAP, "09:00", 10.0, 20.0, 1)])
     for day in (D(2021, 4, 2), D(2021, 4, 3), D(2021, 4, 4), D(2021, 4, 5)):
         write_no_trading_day(folders[0], day)
     write_day(folders[0], easter_tuesday, [bar(SAP, "09:00", 20.0, 25.0, 1)])
     write_day(folders[0], D(2021, 4, 17), [bar(SAP, "09:00", 25.0, 30.0, 1)])
-    etl = make_etl(repo_root, folders, pool, first_date="2021-04-06")
+    etl = make_etl(folders, pool, first_date="2021-04-06")
     summary = etl.etl_report1(easter_tuesday, D(2021, 4, 17))
     assert report_of(folders[1], easter_tuesday)[0]["change_prev_closing_%"] == 25.0
     # 11 days after Easter Tuesday: beyond the 10-day look-back, so no comparison.
@@ -99,21 +76,20 @@ def test_day_after_holiday_and_lookback_limit(repo_root, folders, pool):
     assert D(2021, 4, 7) in summary.overdue and not summary.waiting
 
 
-def test_batch_invariance_one_run_equals_day_by_day(repo_root, folders, pool, tmp_path):
+def test_batch_invariance_one_run_equals_day_by_day(folders, pool, tmp_path):
     write_weekend_case(folders[0])
-    make_etl(repo_root, folders, pool, first_date="2021-05-07").etl_report1(FRIDAY, MONDAY)
+    make_etl(folders, pool, first_date="2021-05-07").etl_report1(FRIDAY, MONDAY)
     other_target = tmp_path / "target2"
     for day in (MONDAY, FRIDAY, SATURDAY, SUNDAY):  # even in reverse order, one at a time
-        make_etl(repo_root, (folders[0], other_target), pool,
+        make_etl((folders[0], other_target), pool,
                  first_date="2021-05-07").etl_report1(day, day)
     for day in (FRIDAY, MONDAY):
         assert report_of(folders[1], day) == report_of(other_target, day)
 
 
-def test_rerun_processes_nothing_and_weekend_is_recorded_without_object(repo_root, folders,
-                                                                        pool):
+def test_rerun_processes_nothing_and_weekend_is_recorded_without_object(folders, pool):
     write_weekend_case(folders[0])
-    etl = make_etl(repo_root, folders, pool, first_date="2021-05-07")
+    etl = make_etl(folders, pool, first_date="2021-05-07")
     first = etl.etl_report1(FRIDAY, MONDAY)
     assert first.processed == [FRIDAY, SATURDAY, SUNDAY, MONDAY]
     assert first.report_keys == ["report1/xetra_report1_2021-05-07.parquet",
@@ -127,13 +103,12 @@ def test_rerun_processes_nothing_and_weekend_is_recorded_without_object(repo_roo
     assert entries[FRIDAY].report_rows == "3"
 
 
-def test_header_only_hours_are_not_read_and_minute_objects_are_ignored(repo_root, folders,
-                                                                       pool, monkeypatch):
+def test_header_only_hours_are_not_read_and_minute_objects_are_ignored(folders, pool, monkeypatch):
     write_weekend_case(folders[0])
     minute_object = folders[0] / "2021-05-11" / "2021-05-11_BINS_XETR0901.csv"
     minute_object.parent.mkdir()
     minute_object.write_text("whatever")
-    etl = make_etl(repo_root, folders, pool, first_date="2021-05-07")
+    etl = make_etl(folders, pool, first_date="2021-05-07")
     read = []
     original = SourceReader.read_object
     monkeypatch.setattr(SourceReader, "read_object",
@@ -149,9 +124,9 @@ def test_header_only_hours_are_not_read_and_minute_objects_are_ignored(repo_root
     assert summary.overdue == [D(2021, 5, 11)]
 
 
-def test_unlisted_report_objects_are_named_and_kept(repo_root, folders, pool):
+def test_unlisted_report_objects_are_named_and_kept(folders, pool):
     write_weekend_case(folders[0])
-    etl = make_etl(repo_root, folders, pool, first_date="2021-05-07")
+    etl = make_etl(folders, pool, first_date="2021-05-07")
     target = LocalStorage(folders[1])
     target.put_bytes("report1/xetra_report1_2021-05-06.parquet", b"another job's report")
     target.put_bytes("report1/xetra_report1_2021-05-07.parquet", b"a killed run's report")
@@ -170,9 +145,9 @@ def test_unlisted_report_objects_are_named_and_kept(repo_root, folders, pool):
         "1 report object(s) of dates the meta file does not list (2021-05-06): left as they are")
 
 
-def test_a_held_lock_stops_the_run_before_any_write(repo_root, folders, pool):
+def test_a_held_lock_stops_the_run_before_any_write(folders, pool):
     write_weekend_case(folders[0])
-    etl = make_etl(repo_root, folders, pool, first_date="2021-05-07")
+    etl = make_etl(folders, pool, first_date="2021-05-07")
     other = RunLock(LocalStorage(folders[1], create=True), etl.config.meta.lock_key, 600)
     other.acquire()
     with pytest.raises(LockHeldError):
@@ -181,25 +156,25 @@ def test_a_held_lock_stops_the_run_before_any_write(repo_root, folders, pool):
         [etl.config.meta.lock_key]
 
 
-def test_bad_object_stops_or_is_skipped_by_config(repo_root, folders, pool):
+def test_bad_object_stops_or_is_skipped_by_config(folders, pool):
     write_weekend_case(folders[0])
     bad_key = folders[0] / "2021-05-10" / "2021-05-10_BINS_XETR12.csv"
     bad_key.write_bytes(b"")
-    etl = make_etl(repo_root, folders, pool, first_date="2021-05-07")
+    etl = make_etl(folders, pool, first_date="2021-05-07")
     with pytest.raises(SourceFormatError, match="2021-05-10_BINS_XETR12.csv: empty object"):
         etl.etl_report1(MONDAY, MONDAY)
     assert not (folders[1] / "report1").exists()
     assert MONDAY not in etl.meta.load().dates
-    skipping = make_etl(repo_root, folders, pool, first_date="2021-05-07", skip_bad_objects=True)
+    skipping = make_etl(folders, pool, first_date="2021-05-07", skip_bad_objects=True)
     summary = skipping.etl_report1(MONDAY, MONDAY)
     assert summary.skipped_objects == ["2021-05-10/2021-05-10_BINS_XETR12.csv"]
     assert "skipped bad objects: 2021-05-10/2021-05-10_BINS_XETR12.csv" in summary.line()
     assert len(report_of(folders[1], MONDAY)) == 3
 
 
-def test_plan_lists_pending_dates(repo_root, folders, pool):
+def test_plan_lists_pending_dates(folders, pool):
     write_weekend_case(folders[0])
-    etl = make_etl(repo_root, folders, pool, first_date="2021-05-07")
+    etl = make_etl(folders, pool, first_date="2021-05-07")
     etl.meta.record([MetaEntry(SATURDAY, "2021-05-11T00:00:00+00:00")])
     assert etl.plan(FRIDAY, MONDAY) == [FRIDAY, SUNDAY, MONDAY]
 
@@ -252,7 +227,7 @@ def test_summary_line_names_everything():
 
 
 @pytest.mark.usefixtures("aws_env")
-def test_extract_transform_load_and_meta_on_s3(repo_root, tmp_path, pool):
+def test_extract_transform_load_and_meta_on_s3(tmp_path, pool):
     write_weekend_case(tmp_path)
     with mock_aws():
         client = boto3.client("s3", region_name="us-east-1")
@@ -260,9 +235,10 @@ def test_extract_transform_load_and_meta_on_s3(repo_root, tmp_path, pool):
             client.create_bucket(Bucket=bucket)
         for path in sorted(tmp_path.rglob("*.csv")):
             client.upload_file(str(path), "xetra-source", path.relative_to(tmp_path).as_posix())
-        raw = yaml.safe_load((repo_root / "configs" / "xetra_report1.yml").read_text())
-        raw["source"] = {"url": "s3://xetra-source/", "region": "us-east-1"}
-        raw["target"] = {"url": "s3://xetra-target/", "region": "us-east-1"}
+        raw = job_config("s3://xetra-source/", "s3://xetra-target/",
+                         base=CONFIGS / "xetra_report1.yml")
+        for side in ("source", "target"):
+            raw[side]["region"] = "us-east-1"
         config = config_from_mapping(raw)
         source = S3BucketConnector(config.source, config.s3)
         target = S3BucketConnector(config.target, config.s3)
@@ -285,3 +261,56 @@ def test_extract_transform_load_and_meta_on_s3(repo_root, tmp_path, pool):
         assert [line.split(",")[0] for line in meta] == [
             "source_date", "2021-05-07", "2021-05-08", "2021-05-09", "2021-05-10"]
         assert target.get_versioned(config.meta.lock_key) is None  # released
+
+
+def test_lock_is_refreshed_once_a_quarter_of_its_expiry_has_passed(tmp_path, pool, monkeypatch):
+    source, target = tmp_path / "source", tmp_path / "target"
+    days = [dt.date(2021, 5, 10) + dt.timedelta(days=i) for i in range(4)]
+    for day in days:
+        write_day(source, day, [bar("DE0007164600", "09:00", 10.0, 11.0, 5)])
+    refreshes = []
+    monkeypatch.setattr(RunLock, "refresh", lambda self: refreshes.append(self.key))
+
+    class Clock:  # pylint: disable=too-few-public-methods
+        """Job control's clock: every reading is 100 s after the one before."""
+        now = 0.0
+
+        @classmethod
+        def monotonic(cls) -> float:
+            """The next reading."""
+            cls.now += 100
+            return cls.now
+    monkeypatch.setattr(jobcontrol, "time", Clock)
+    etl = make_etl((source, target), pool, first_date="2021-05-10")
+    etl.etl_report1(days[0], days[-1])
+    # Readings: lock taken 100, after each day 200, 300, 400 (> 100 + 225 s: refresh, new
+    # mark 500), 600; ttl 900 s, so one refresh in four days, not one per day.
+    assert refreshes == ["meta/report1/xetra_report1.lock"]
+    assert etl.meta.load().dates == set(days)
+    fast = make_etl((tmp_path / "source", tmp_path / "target2"), pool,
+                    first_date="2021-05-10")
+    monkeypatch.undo()
+    refreshes.clear()
+    monkeypatch.setattr(RunLock, "refresh", lambda self: refreshes.append(self.key))
+    fast.etl_report1(days[0], days[-1])
+    assert not refreshes  # four quick days: the lock is far from expiring
+
+
+def test_same_minute_trades_are_told_apart_with_all_columns(tmp_path, pool):
+    source, target = tmp_path / "source", tmp_path / "target"
+    day = dt.date(2021, 5, 10)
+    sap = "DE0007164600"
+    # 09:00 twice exactly (counts once), and 09:01 twice with different descriptions (both).
+    write_day(source, day, [bar(sap, "09:00", 10.0, 11.0, 5), bar(sap, "09:00", 10.0, 11.0, 5),
+                            Bar(sap, "09:01", "11", "13", "11", "12", "7", desc="A"),
+                            Bar(sap, "09:01", "11", "13", "11", "12", "7", desc="B")])
+    etl = make_etl((source, target), pool, first_date="2021-05-10")
+    narrow = etl.extract(day)
+    assert "SecurityDesc" not in narrow.table.column_names
+    with pytest.raises(transform.NeedsAllColumns, match="SecurityDesc"):
+        transform.select_trades(narrow.table, day, ["EUR"])
+    summary = etl.etl_report1(day, day)
+    assert (summary.counts.rows_read, summary.counts.duplicate) == (4, 1)
+    row = report_of(target, day)[0]
+    assert (row["opening_price_eur"], row["closing_price_eur"], row["maximum_price_eur"],
+            row["daily_traded_volume"]) == (10.0, 12.0, 13.0, 5 + 7 + 7)

@@ -5,7 +5,7 @@ import gzip
 import pyarrow as pa
 import pytest
 
-from tests.builders import HEADER, Bar, bar, csv_bytes
+from testkit.sourcedata import HEADER, Bar, bar, csv_bytes
 from xetra import formats
 
 DAY = dt.date(2022, 4, 7)
@@ -104,3 +104,19 @@ def test_unknown_format_is_rejected():
         formats.serialise_table(pa.table({"a": [1]}), "xlsx")
     with pytest.raises(ValueError, match="unknown report format 'xlsx'"):
         formats.deserialise_table(b"", "xlsx")
+
+
+def test_parsing_only_the_trade_columns_keeps_every_row_and_count():
+    rows = [REAL_2022_ROW, "DE0007164600,SAP,x,Common stock,EUR,1,2022-04-07,15:20,abc,1,1,1,5,1",
+            "DE0007164600,SAP,too,few,fields"]
+    data = (HEADER + "\n" + "\n".join(rows) + "\n").encode()
+    full = formats.parse_source_csv(data, "k.csv")
+    narrow = formats.parse_source_csv(data, "k.csv", formats.TRADE_COLUMNS)
+    assert narrow.table.column_names == ["ISIN", "Currency", "Date", "Time", "StartPrice",
+                                         "MaxPrice", "MinPrice", "EndPrice", "TradedVolume"]
+    assert (narrow.rows_read, narrow.malformed_rows) == (full.rows_read, full.malformed_rows) \
+        == (3, 1)
+    # "abc" is no price: the tolerant path nulls it in the narrow read as in the full one.
+    assert narrow.table["StartPrice"].to_pylist() == [110.1, None]
+    assert narrow.table.equals(full.table.select(narrow.table.column_names))
+    assert formats.empty_source_table(formats.TRADE_COLUMNS).schema == narrow.table.schema

@@ -8,7 +8,9 @@ import io
 
 import pytest
 
-from tests.faults.common import D1, D2, D3, META_KEY, Folder, Job, fill, three_days
+from testkit.jobs import Job
+from testkit.targets import META_KEY, Folder, fill
+from testkit.threedays import D1, D2, D3, three_days
 
 
 def meta_table(data: bytes) -> list[list[str]]:

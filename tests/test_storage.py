@@ -1,12 +1,14 @@
 """The two adapters behind one interface: LocalStorage and S3BucketConnector (moto's mock_aws)."""
 import datetime as dt
+import os
+import stat
 
 import boto3
 import pyarrow as pa
 import pytest
 from moto import mock_aws
 
-from tests.builders import bar, csv_bytes
+from testkit.sourcedata import bar, csv_bytes
 from xetra.config import S3ClientSettings, StorageLocation
 from xetra.errors import ObjectNotFound, PreconditionFailed, StorageError
 from xetra.formats import deserialise_table, parse_source_csv, serialise_table
@@ -145,3 +147,37 @@ def test_local_storage_writes_atomically_with_md5_etag(local_store):
     assert etag == "5d41402abc4b2a76b9719d911017c592" == etag_of(b"hello")
     folder = local_store.root / "a" / "b"
     assert [path.name for path in folder.iterdir()] == ["c.bin"]  # no temporary file left
+
+
+@pytest.mark.parametrize("umask, mode", [(0o022, 0o644), (0o077, 0o600), (0o027, 0o640)],
+                         ids=["umask022", "umask077", "umask027"])
+def test_local_storage_files_honour_the_umask(local_store, umask, mode):
+    """New and replaced objects get 0o666 less the umask, as any tool's files do (mkstemp's
+    0o600 would hide the report from other users and services on the machine)."""
+    table = pa.table({"isin": ["DE0007164600"], "daily_traded_volume": [3]})
+    previous = os.umask(umask)
+    try:
+        local_store.put_bytes("meta/m.csv", b"a", if_none_match=True)
+        local_store.put_bytes("meta/m.csv", b"b", if_match=etag_of(b"a"))
+        local_store.write_table("report1/r.parquet", table, "parquet")
+    finally:
+        os.umask(previous)
+    for key in ("meta/m.csv", "report1/r.parquet"):
+        assert stat.S_IMODE((local_store.root / key).stat().st_mode) == mode, key
+
+
+def test_local_storage_fsyncs_the_file_then_the_folder_after_the_rename(local_store,
+                                                                        monkeypatch):
+    """Durability: the data reaches the disk before the rename, the rename before put returns."""
+    target = local_store.root / "meta" / "m.csv"
+    synced = []
+    real_fsync = os.fsync
+
+    def recording_fsync(fd):
+        kind = "folder" if stat.S_ISDIR(os.fstat(fd).st_mode) else "file"
+        synced.append((kind, target.exists()))
+        real_fsync(fd)
+
+    monkeypatch.setattr(os, "fsync", recording_fsync)
+    local_store.put_bytes("meta/m.csv", b"a")
+    assert synced == [("file", False), ("folder", True)]

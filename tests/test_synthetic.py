@@ -9,8 +9,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from benchmarks import synthetic
-from tests.builders import HEADER
+from testkit import synthetic
+from testkit.sourcedata import HEADER
 
 FIRST, LAST = dt.date(2021, 3, 24), dt.date(2021, 4, 7)  # spans Easter 2021 and the DST switch
 

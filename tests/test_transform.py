@@ -1,10 +1,11 @@
 """The domain: trade selection and the daily report, on hand-made rows with hand-computed values."""
 import datetime as dt
 
+import pandas as pd
 import pyarrow as pa
 import pytest
 
-from tests.builders import Bar, bar, csv_bytes
+from testkit.sourcedata import Bar, bar, csv_bytes
 from xetra import transform
 from xetra.formats import parse_source_csv
 
@@ -143,3 +144,21 @@ def test_empty_day_gives_empty_report():
 def test_price_spellings_that_parse(price):
     [row] = report_rows([Bar("DE0005140008", "10:00", price, price, price, price, "1")])
     assert row["opening_price"] == pytest.approx(100.0)
+
+
+def test_same_minute_check_finds_what_a_plain_count_finds():
+    def trades(rows):
+        return pa.table({"ISIN": [r[0] for r in rows], "Time": [r[1] for r in rows]})
+    unique = [("DE0007164600", "09:00"), ("DE0007164600", "09:01"), ("DE0005190003", "09:00"),
+              ("DE0005190003", "23:59"), ("DE0005190003", "00:00")]
+    repeated = unique + [("DE0005190003", "09:00")]
+    for rows in (unique, repeated, unique[:1], []):
+        plain = not pd.DataFrame(rows, columns=["ISIN", "Time"]).duplicated().any()
+        assert transform._minutes_are_unique(trades(rows)) is plain  # pylint: disable=W0212
+
+
+def test_time_order_is_a_stable_sort_of_the_time_strings():
+    times = ["09:01", "08:59", "09:01", "23:00", "00:00", "08:59", "09:01"]
+    chunked = pa.chunked_array([times[:3], times[3:]])
+    expected = sorted(range(len(times)), key=lambda i: times[i])  # Python's sort is stable
+    assert transform._time_order(chunked).to_pylist() == expected  # pylint: disable=W0212

@@ -1,8 +1,8 @@
 """Parallel backfill: split the pending dates into slices, and verify a whole range after.
 
-Because a date's report rows do not depend on the batch it is computed in (SPEC section 2),
-slices of a range can run as independent processes or pods; xetra.jobcontrol says which runs
-may share the target, and MetaProcess.record merges their meta file updates.
+Because a date's report rows do not depend on the batch it is computed in (docs/CONTRACT.md
+section 2.4), slices of a range can run as independent processes or pods; xetra.jobcontrol says
+which runs may share the target, and MetaProcess.record merges their meta file updates.
 """
 from __future__ import annotations
 

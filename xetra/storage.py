@@ -5,7 +5,7 @@ from __future__ import annotations
 import fcntl
 import hashlib
 import os
-import tempfile
+import secrets
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
@@ -61,6 +61,21 @@ class ObjectStore(Protocol):
 def etag_of(data: bytes) -> str:
     """The ETag a single-part upload of `data` gets on S3 (its MD5), used by the local store."""
     return hashlib.md5(data, usedforsecurity=False).hexdigest()
+
+
+def new_temp_file(directory: Path) -> tuple[int, Path]:
+    """A new hidden `.tmp-` file in `directory`, open for writing, and its path.
+
+    Created with mode 0o666 like any file a program makes, so the kernel applies the umask (and
+    a default ACL): the renamed report or meta file is 0644 under umask 022, not mkstemp's 0600.
+    """
+    while True:
+        path = directory / f".tmp-{secrets.token_hex(8)}"
+        try:
+            flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC
+            return os.open(path, flags, 0o666), path
+        except FileExistsError:
+            continue
 
 
 class LocalStorage:
@@ -147,12 +162,13 @@ class LocalStorage:
                 current = self.get_versioned(key)
                 if current is None or current.etag != if_match:
                     raise PreconditionFailed(f"{self.describe(key)} changed since it was read")
-            with tempfile.NamedTemporaryFile(dir=path.parent, prefix=".tmp-",
-                                             delete=False) as handle:
+            temp_fd, temp_path = new_temp_file(path.parent)
+            with os.fdopen(temp_fd, "wb") as handle:
                 handle.write(data)
                 handle.flush()
                 os.fsync(handle.fileno())
-            os.replace(handle.name, path)
+            os.replace(temp_path, path)
+            os.fsync(dir_fd)  # the rename itself survives a crash
         except OSError as exc:
             raise StorageError(f"cannot write {self.describe(key)}: {exc.strerror}") from exc
         finally:

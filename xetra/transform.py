@@ -1,4 +1,4 @@
-"""The report's domain logic: pure functions on Arrow tables, no I/O (SPEC section 2)."""
+"""The report's domain logic: pure functions on Arrow tables, no I/O (docs/CONTRACT.md, 2)."""
 from __future__ import annotations
 
 import datetime as dt

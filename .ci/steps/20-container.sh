@@ -14,10 +14,10 @@ if ! command -v buildah >/dev/null || ! command -v podman >/dev/null || \
 fi
 echo "tools ready after $((SECONDS - started)) s"
 
-python -m pipenv run hadolint Dockerfile
+.venv/bin/hadolint Dockerfile
 echo "hadolint: Dockerfile clean"
 
 trap 'IMAGE=localhost/xetra:containertest bash scripts/build_image.sh --prune' EXIT
-timeout 1200 python -m pipenv run pytest tests/test_container.py -m container \
+timeout 1200 .venv/bin/python -m pytest tests/test_container.py -m container \
   -p no:cacheprovider --no-cov -s -q
 echo "container step: $(( (SECONDS - started) / 60 )) min $(( (SECONDS - started) % 60 )) s"

@@ -5,5 +5,5 @@ set -euo pipefail
 cd "$(dirname "$0")/../.."
 target="$(mktemp -d)"
 trap 'rm -rf "$target"' EXIT
-python -m pipenv run python scripts/backfill_local.py --config configs/xetra_sample.yml \
+.venv/bin/python scripts/backfill_local.py --config configs/xetra_sample.yml \
   --to 2017-07-04 --parallel 3 --target "$target/out"

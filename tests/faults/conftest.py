@@ -1,11 +1,11 @@
 """Fixtures of the fault suite: a job on local folders and a job on buckets of a real server."""
 from __future__ import annotations
 
-import uuid
-
 import pytest
 
-from tests.faults.common import Bucket, Folder, Job, fill, three_days
+from testkit.jobs import Job
+from testkit.targets import Folder, fill, new_bucket
+from testkit.threedays import three_days
 
 
 @pytest.fixture
@@ -14,11 +14,6 @@ def local_job(tmp_path) -> Job:
     source = Folder(tmp_path / "source")
     fill(source, three_days())
     return Job(tmp_path, source, Folder(tmp_path / "target"))
-
-
-def new_bucket(server, role: str) -> Bucket:
-    """A fresh bucket on `server` (the server is shared by the whole session)."""
-    return Bucket(server, f"xetra-{role}-{uuid.uuid4().hex[:10]}")
 
 
 @pytest.fixture

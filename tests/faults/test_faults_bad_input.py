@@ -5,10 +5,12 @@ import gzip
 
 import pytest
 
-from tests.faults.common import (COLUMNS, D1, D2, D3, HEADER, ISIN_A, ISIN_B, ISIN_C, META_KEY,
-                                 Folder, Job, assert_converged, csv_bytes, fill, hourly_key,
-                                 meta_rows, report_key, row, three_days)
-from tests.faults.conftest import new_bucket
+from testkit.jobs import Job
+from testkit.sourcedata import HEADER, hourly_key, row, rows_csv
+from testkit.targets import META_KEY, Folder, fill, meta_rows, new_bucket, report_key
+from testkit.threedays import D1, D2, D3, ISIN_A, ISIN_B, ISIN_C, assert_converged, three_days
+from xetra.formats import SOURCE_COLUMNS
+
 
 LONG_PRICE = "50." + "1" * 2000  # a price with two thousand decimals
 
@@ -16,7 +18,7 @@ LONG_PRICE = "50." + "1" * 2000  # a price with two thousand decimals
 def bad_rows_source() -> dict[str, bytes]:
     """One date, three hourly objects holding every kind of odd row (see the test)."""
     good_a = row(ISIN_A, D1, "09:00", (10, 11, 9, 10.5), 100)
-    hour9 = csv_bytes([
+    hour9 = rows_csv([
         good_a,
         row(ISIN_A, D1, "09:01", ("", 11, 9, 10), 7),            # empty field: invalid
         row(ISIN_A, D1, "09:02", ("abc", 11, 9, 10), 7),         # not a number: invalid
@@ -28,11 +30,11 @@ def bad_rows_source() -> dict[str, bytes]:
         row(ISIN_B, D1, "09:30", (50, 50, 50, 50), 1, SecurityDesc="M_LLER"),
     ]).replace(b"M_LLER", b"M\xfcller")                           # latin-1 byte: a trade
     # BOM, CRLF, columns in reverse order and an unknown extra column.
-    columns = list(reversed(COLUMNS)) + ["Extra"]
-    hour10 = b"\xef\xbb\xbf" + csv_bytes(
+    columns = list(reversed(SOURCE_COLUMNS)) + ["Extra"]
+    hour10 = b"\xef\xbb\xbf" + rows_csv(
         [{**row(ISIN_A, D1, "10:00", (10.5, 12, 10, 11), 200), "Extra": "x"}], columns, "\r\n")
     # A truncated last line (no newline, cut inside the third field): invalid.
-    hour11 = csv_bytes([row(ISIN_B, D1, "11:00", (50, 52, 49, 51), 5)]) + \
+    hour11 = rows_csv([row(ISIN_B, D1, "11:00", (50, 52, 49, 51), 5)]) + \
         f"{ISIN_A},MNE,SOME SHA".encode()
     return {hourly_key(D1, 9): hour9, hourly_key(D1, 10): hour10, hourly_key(D1, 11): hour11}
 

@@ -2,33 +2,32 @@
 from __future__ import annotations
 
 import datetime as dt
-import os
 import subprocess
-import sys
 import threading
 import time
-from pathlib import Path
 
 import pytest
 
-from tests.faults.common import D1, D3, META_KEY, REPO, Job, assert_converged, meta_rows
+from testkit.jobs import Job
+from testkit.paths import REPO
+from testkit.processes import job_command, job_env, start_at
+from testkit.targets import META_KEY, meta_rows
+from testkit.threedays import D1, D3, assert_converged
 from xetra.config import MetaSettings, StorageLocation
 from xetra.meta import MetaEntry, MetaProcess
 from xetra.s3 import S3BucketConnector
 from xetra.storage import LocalStorage
-
-RACEWRAP = Path(__file__).with_name("racewrap.py")
 
 
 # The processes are waited for with communicate(): a `with` block per process would serialise them.
 # pylint: disable=consider-using-with
 def race(job: Job, runs: int = 2) -> list[subprocess.CompletedProcess]:
     """Start `runs` processes of the job that all begin work at the same instant."""
-    env = {key: value for key, value in os.environ.items() if not key.startswith("AWS_")}
-    env.update(job.env, PYTHONPATH=str(REPO), XETRA_START_AT=str(time.time() + 4))
-    processes = [subprocess.Popen([sys.executable, str(RACEWRAP), "--config",
-                                   str(job.config_path), "--to", D3], cwd=REPO, env=env,
-                                  stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    env = {**job.env, **start_at(time.time() + 4)}
+    processes = [subprocess.Popen(job_command("--config", str(job.config_path), "--to", D3,
+                                              env=env),
+                                  cwd=REPO, env=job_env(env), stdout=subprocess.PIPE,
+                                  stderr=subprocess.PIPE, text=True)
                  for _ in range(runs)]
     results = []
     for process in processes:

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import pytest
 
-from tests.faults.common import D1, D3, META_KEY, Folder, Job, fill, three_days
-from tests.faults.conftest import new_bucket
-from tests.s3servers import free_port
+from testkit.jobs import Job
+from testkit.s3servers import free_port
+from testkit.targets import META_KEY, Folder, fill, new_bucket
+from testkit.threedays import D1, D3, three_days
 
 
 def set_key(job: Job, dotted: str, value) -> None:

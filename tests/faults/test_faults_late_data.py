@@ -6,10 +6,10 @@ from __future__ import annotations
 
 import pytest
 
-from tests.faults.common import (D1, D2, D3, HEADER_ONLY, ISIN_A, META_KEY, Bucket, Folder, Job,
-                                 assert_converged, csv_bytes, fill, meta_rows, report_key, row,
-                                 three_days)
-from tests.faults.conftest import new_bucket
+from testkit.jobs import Job
+from testkit.sourcedata import HEADER_ONLY, row, rows_csv
+from testkit.targets import META_KEY, Bucket, Folder, fill, meta_rows, new_bucket, report_key
+from testkit.threedays import D1, D2, D3, ISIN_A, assert_converged, three_days
 
 
 def late_job(tmp_path, source: Folder | Bucket, target: Folder | Bucket, env=None,
@@ -59,7 +59,7 @@ def test_date_with_minute_objects_only_is_not_processed_yet(tmp_path):
     job, late = late_job(tmp_path, Folder(tmp_path / "source"), Folder(tmp_path / "target"))
     # Minute objects whose rows would change D2's report if they were read (volume 999).
     minute = {f"{D2}/{D2}_BINS_XETR0905.csv":
-              csv_bytes([row(ISIN_A, D2, "09:05", (1, 99, 1, 99), 999)]),
+              rows_csv([row(ISIN_A, D2, "09:05", (1, 99, 1, 99), 999)]),
               f"{D2}/{D2}_BINS_XETR0906.csv": HEADER_ONLY}
     fill(job.source, minute)
     first = job.run("--to", D2)

@@ -7,9 +7,10 @@ import uuid
 
 import pytest
 
-from tests.faults.arrival import (SMALL_WEEK, WEEKEND, assert_complete, deliver, listed_dates,
-                                  report_keys)
-from tests.faults.common import META_KEY, Bucket, Folder, Job, report_key
+from testkit.arrival import (SMALL_WEEK, WEEKEND, assert_complete, deliver, listed_dates,
+                             report_keys)
+from testkit.jobs import Job
+from testkit.targets import META_KEY, Bucket, Folder, report_key
 
 OTHER_META = "meta/other/other_meta_file.csv"
 OTHER_LOCK = "meta/other/other.lock"

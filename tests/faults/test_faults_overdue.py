@@ -8,10 +8,12 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from tests.faults.arrival import (SMALL_WEEK, assert_complete, deliver, listed_dates,
-                                  meta_by_date, sample_objects)
-from tests.faults.common import (D1, D2, D3, ISIN_A, META_KEY, Bucket, Folder, Job,
-                                 assert_report, fill, meta_rows, report_key, three_days)
+from testkit.arrival import (SMALL_WEEK, assert_complete, deliver, listed_dates, meta_by_date,
+                             sample_objects)
+from testkit.jobs import Job
+from testkit.targets import (META_KEY, Bucket, Folder, assert_report, fill, meta_rows,
+                             report_key)
+from testkit.threedays import D1, D2, D3, ISIN_A, three_days
 
 REASON = "exchange closed (test)"
 

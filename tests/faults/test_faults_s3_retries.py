@@ -9,10 +9,11 @@ from __future__ import annotations
 
 import pytest
 
-from tests.faults.common import (D1, D2, D3, LOCK_KEY, META_KEY, Job, assert_converged, fill,
-                                 report_key, three_days)
-from tests.faults.conftest import new_bucket
-from tests.faults.faultproxy import KINDS, Fault, FaultProxy
+from testkit.faultproxy import KINDS, Fault, FaultProxy
+from testkit.jobs import Job
+from testkit.targets import LOCK_KEY, META_KEY, fill, new_bucket, report_key
+from testkit.threedays import D1, D2, D3, assert_converged, three_days
+
 
 pytestmark = pytest.mark.s3server
 

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import pytest
 
-from tests.faults.common import (D1, D2, D3, META_KEY, Folder, Job, assert_converged, fill,
-                                 three_days)
-from tests.faults.conftest import new_bucket
-from tests.faults.faultproxy import Fault, FaultProxy
-from tests.s3servers import ACCESS_KEY, SECRET_KEY
+from testkit.faultproxy import Fault, FaultProxy
+from testkit.jobs import Job
+from testkit.s3servers import ACCESS_KEY, SECRET_KEY
+from testkit.targets import META_KEY, Folder, fill, new_bucket
+from testkit.threedays import D1, D2, D3, assert_converged, three_days
 from xetra.errors import StorageError
 from xetra.storage import LocalStorage
 

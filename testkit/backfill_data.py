@@ -1,11 +1,12 @@
-"""Months of realistic Xetra source data from the bundled real sample, for the backfill.
+"""Weeks or months of realistic Xetra source data from the bundled real sample, for the
+backfill's tests and benchmarks.
 
 Every weekday gets a copy of a real trading day (2017-07-03 and 2017-07-04 in turn, about
 55,000 rows and 7 MB each), every Saturday and Sunday a copy of the real weekend
 (2017-07-01/02: header-only hours and zero-volume rows), with the Date column and the object
 names rewritten to the new date. Written under benchmarks/data/ (gitignored); reused when there.
 
-    pipenv run python -m benchmarks.backfill_data --first 2018-01-01 --weekdays 130
+    pipenv run python -m testkit.backfill_data --first 2018-01-01 --weekdays 130
 """
 from __future__ import annotations
 
@@ -13,10 +14,16 @@ import argparse
 import datetime as dt
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parent.parent
-SAMPLE = REPO / "data" / "sample"
+from testkit.config import job_config, write_config
+from testkit.paths import REPO, SAMPLE
+
 REAL_TRADING_DAYS = (SAMPLE / "2017-07-03", SAMPLE / "2017-07-04")
 REAL_WEEKEND = (SAMPLE / "2017-07-01", SAMPLE / "2017-07-02")
+# The small data set of the tests: the sample's small real days as weekdays, its real weekend
+# as weekends: 2018-01-01 (a Monday) .. 2018-01-21 is 15 weekdays and 3 weekends of real rows
+# with rewritten dates.
+SMALL_TRADING_DAYS = tuple(SAMPLE / f"2017-06-{day}" for day in (26, 27, 28, 29, 30))
+SMALL_FIRST = dt.date(2018, 1, 1)
 
 
 def copy_day(template: Path, out: Path, day: dt.date) -> int:
@@ -53,6 +60,22 @@ def make_dataset(out: Path, first: dt.date, weekdays: int,
         else:
             rows += copy_day(weekend[day.weekday() - 5], out, day)
         day += dt.timedelta(days=1)
+
+
+def make_small_source(folder: Path, weekdays: int = 15) -> dt.date:
+    """Write the small data set under `folder`; returns its last date."""
+    last, _ = make_dataset(folder, SMALL_FIRST, weekdays, SMALL_TRADING_DAYS, REAL_WEEKEND)
+    return last
+
+
+def backfill_config(path: Path, source: str, target: str, endpoint: str | None = None,
+                    lock_ttl_seconds: int = 900) -> Path:
+    """Write a job config for the small data set from `source` to `target` (local paths or
+    s3:// on `endpoint`), log lines to stdout; returns its path."""
+    return write_config(path, job_config(
+        source, target, first_date=SMALL_FIRST, endpoint_url=endpoint,
+        meta={"lock_ttl_seconds": lock_ttl_seconds},
+        s3={"max_attempts": 3, "connect_timeout": 5, "read_timeout": 30}))
 
 
 def main() -> None:

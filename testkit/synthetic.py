@@ -1,7 +1,7 @@
 """Seeded, realistic synthetic Xetra source data in the bucket layout (vectorised, no per-row
 Python).
 
-What it reproduces of the real bucket (SPEC section 1): one folder per calendar date with 24
+What it reproduces of the real bucket (docs/CONTRACT.md §1): one folder per calendar date with 24
 hourly objects `YYYY-MM-DD/YYYY-MM-DD_BINS_XETRHH.csv`; weekends and German exchange holidays
 hold only header-only objects (136 bytes); hours outside the session are header-only too, and
 now and then one of them is missing altogether; `SecurityDesc` values with a comma are quoted
@@ -10,7 +10,7 @@ CNY; zero-volume rows sit outside the session (04:00 and 19:30 UTC in summer, an
 winter); liquidity is heavy-tailed, so many ISINs trade only a few minutes a day or not at all.
 With the defaults a trading day has about 125k rows of about 3,000 ISINs, as in 2021.
 
-    python -m benchmarks.synthetic OUT_DIR --from 2021-03-01 --to 2021-03-31
+    python -m testkit.synthetic OUT_DIR --from 2021-03-01 --to 2021-03-31
 """
 from __future__ import annotations
 
@@ -24,8 +24,8 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-HEADER = (b"ISIN,Mnemonic,SecurityDesc,SecurityType,Currency,SecurityID,Date,Time,StartPrice,"
-          b"MaxPrice,MinPrice,EndPrice,TradedVolume,NumberOfTrades\n")
+from testkit.sourcedata import HEADER_ONLY
+
 SESSION_MINUTES = 510  # 09:00 to 17:30 Frankfurt time
 OTHER_CURRENCIES = ("USD", "GBP", "SEK", "CNY")
 SECURITY_TYPES = ("Common stock", "ETF", "ETC", "ETN", "Other")
@@ -226,7 +226,7 @@ def write_day(root: Path, universe: Universe, day: dt.date, seed: int) -> Genera
     folder.mkdir(parents=True, exist_ok=True)
     rng = np.random.default_rng([seed, day.toordinal(), 1])
     rows = day_rows(universe, day, seed) if is_trading_day(day) else None
-    # Now and then one empty hour's object is missing altogether (SPEC section 1).
+    # Now and then one empty hour's object is missing altogether (docs/CONTRACT.md §1).
     missing = int(rng.integers(0, 24)) if rng.random() < 0.15 else -1
     objects = written = 0
     for hour in range(24):
@@ -237,7 +237,7 @@ def write_day(root: Path, universe: Universe, day: dt.date, seed: int) -> Genera
             body = b""
         if hour == missing and not body:
             continue
-        data = HEADER + body
+        data = HEADER_ONLY + body
         (folder / f"{day.isoformat()}_BINS_XETR{hour:02d}.csv").write_bytes(data)
         objects += 1
         written += len(data)

@@ -1,12 +1,27 @@
-"""Hand-made Xetra source data for tests: rows as CSV lines, days in the bucket layout."""
+"""Hand-made Xetra source data: the header, rows, hourly objects and days in the bucket layout.
+
+Two row builders, for two kinds of test: a `Bar` writes its fields as given, unquoted, so a
+test can put any text (bad prices, a pre-quoted description) into a line; `row` gives a source
+row as a mapping, which `rows_csv` writes with the csv module in any column order.
+"""
 from __future__ import annotations
 
+import csv
 import datetime as dt
+import io
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Iterable
 
-HEADER = ("ISIN,Mnemonic,SecurityDesc,SecurityType,Currency,SecurityID,Date,Time,StartPrice,"
-          "MaxPrice,MinPrice,EndPrice,TradedVolume,NumberOfTrades")
+from xetra.formats import SOURCE_COLUMNS
+
+HEADER = ",".join(SOURCE_COLUMNS)
+HEADER_ONLY = (HEADER + "\n").encode()  # 136 bytes: an hour without trades, as in the bucket
+
+
+def hourly_key(day: str, hour: int) -> str:
+    """The source key of an hourly object."""
+    return f"{day}/{day}_BINS_XETR{hour:02d}.csv"
 
 
 @dataclass(frozen=True)
@@ -62,3 +77,28 @@ def write_day(root: Path, day: dt.date, bars: list[Bar], hours: range = range(24
 def write_no_trading_day(root: Path, day: dt.date) -> None:
     """A weekend or holiday as the bucket has it: 24 header-only objects."""
     write_day(root, day, [])
+
+
+def row(isin: str, day: str, time: str, prices: tuple, volume, **fields: str) -> dict[str, str]:
+    """One source row as a mapping of column name to text; `prices` is (start, max, min, end)
+    and `fields` override other columns (e.g. Currency="USD")."""
+    start, high, low, end = prices
+    values = {"ISIN": isin, "Mnemonic": "MNE", "SecurityDesc": "SOME SHARE",
+              "SecurityType": "Common stock", "Currency": "EUR", "SecurityID": "2504159",
+              "Date": day, "Time": time, "StartPrice": str(start), "MaxPrice": str(high),
+              "MinPrice": str(low), "EndPrice": str(end), "TradedVolume": str(volume),
+              "NumberOfTrades": "1"}
+    values.update(fields)
+    return values
+
+
+def rows_csv(rows: Iterable[dict[str, str]], columns: Iterable[str] = SOURCE_COLUMNS,
+             newline: str = "\n") -> bytes:
+    """An hourly object: header and rows in `columns` order, written by the csv module."""
+    columns = list(columns)
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator=newline)
+    writer.writerow(columns)
+    for item in rows:
+        writer.writerow([item.get(name, "") for name in columns])
+    return out.getvalue().encode()

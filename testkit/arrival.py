@@ -1,7 +1,7 @@
 """Support for the arrival-order tests: real sample days delivered in any order, and the check
 that a target holds exactly what one run over the complete data would write.
 
-Expected rows come from tests/reference.py (pandas over every CSV of the complete sample at
+Expected rows come from testkit/reference.py (pandas over every CSV of the complete sample at
 once), never from the job's own earlier output.
 """
 from __future__ import annotations
@@ -15,18 +15,14 @@ from typing import Iterable
 
 import pandas as pd
 
-from tests.faults.common import (META_KEY, Bucket, Folder, Job, JobResult, meta_rows,
-                                 report_key, run_subprocess)
-from tests.reference import COLUMNS, reference_report
-
-REPO = Path(__file__).resolve().parents[2]
-SAMPLE = REPO / "data" / "sample"
+from testkit.jobs import Job
+from testkit.paths import SAMPLE
+from testkit.reference import COLUMNS, reference_report
+from testkit.targets import META_KEY, Bucket, Folder, meta_rows, report_key
 SAMPLE_DAYS = sorted(path.name for path in SAMPLE.iterdir() if path.is_dir())
 SMALL_WEEK = SAMPLE_DAYS[:5]          # Mon 2017-06-26 .. Fri 06-30: a few hundred rows each
 WEEKEND = SAMPLE_DAYS[5:7]            # Sat 07-01 (zero-volume rows only), Sun 07-02
 MONDAY = SAMPLE_DAYS[7]               # 2017-07-03, 60k rows
-KILLRUN = REPO / "tests" / "killrun.py"
-KILLWRAP = REPO / "tests" / "faults" / "killwrap.py"
 
 
 def sample_objects(days: Iterable[str], drop_hours: dict[str, Iterable[int]] | None = None
@@ -132,13 +128,3 @@ def report_keys(objects: dict[str, bytes]) -> list[str]:
     """The report object keys of a target's objects."""
     return sorted(key for key in objects if key != META_KEY and key.endswith(".parquet"))
 
-
-def run_killed(job: Job, method: str, nth: int, *args: str) -> JobResult:
-    """Run the job as a process through tests/killrun.py: SIGKILLed when `method`
-    (MODULE:CLASS.METHOD) is called for the `nth` time, before that call runs."""
-    offset = job.log_file.stat().st_size if job.log_file.exists() else 0
-    done = run_subprocess([method, str(nth), "--config", str(job.config_path), *args],
-                          env=job.env, wrapper=KILLRUN)
-    log = job.log_file.read_bytes()[offset:].decode("utf-8", "replace") \
-        if job.log_file.exists() else ""
-    return JobResult(done.returncode, done.stdout, done.stderr, log)
