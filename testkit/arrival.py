@@ -127,4 +127,3 @@ def meta_by_date(objects: dict[str, bytes]) -> dict[str, dict[str, str]]:
 def report_keys(objects: dict[str, bytes]) -> list[str]:
     """The report object keys of a target's objects."""
     return sorted(key for key in objects if key != META_KEY and key.endswith(".parquet"))
-

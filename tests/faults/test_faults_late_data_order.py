@@ -211,7 +211,7 @@ def test_kill_before_each_write_of_the_catch_up_s3(tmp_path, motoserver, nth):
     kill_catch_up(job, "xetra.s3:S3BucketConnector.put_bytes", nth)
 
 
-# testkit.processes's kill stages, by what the kill leaves: the meta file as a reader sees it afterwards.
+# testkit.processes's kill stages, by what the kill leaves (the meta file as a reader sees it).
 KILLWRAP_STAGES = {
     # in the recompute's read of the 29th: the 28th is recorded, the 29th stale
     "extract:2017-06-29": "stale",
