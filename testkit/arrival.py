@@ -15,12 +15,10 @@ from typing import Iterable
 
 import pandas as pd
 
-from testkit.jobs import Job, JobResult
+from testkit.jobs import Job
 from testkit.paths import SAMPLE
-from testkit.processes import kill_at_call
 from testkit.reference import COLUMNS, reference_report
 from testkit.targets import META_KEY, Bucket, Folder, meta_rows, report_key
-
 SAMPLE_DAYS = sorted(path.name for path in SAMPLE.iterdir() if path.is_dir())
 SMALL_WEEK = SAMPLE_DAYS[:5]          # Mon 2017-06-26 .. Fri 06-30: a few hundred rows each
 WEEKEND = SAMPLE_DAYS[5:7]            # Sat 07-01 (zero-volume rows only), Sun 07-02
@@ -129,9 +127,3 @@ def meta_by_date(objects: dict[str, bytes]) -> dict[str, dict[str, str]]:
 def report_keys(objects: dict[str, bytes]) -> list[str]:
     """The report object keys of a target's objects."""
     return sorted(key for key in objects if key != META_KEY and key.endswith(".parquet"))
-
-
-def run_killed(job: Job, method: str, nth: int, *args: str) -> JobResult:
-    """Run the job as a process, SIGKILLed when `method` (MODULE:CLASS.METHOD) is called for
-    the `nth` time, before that call runs (testkit.processes)."""
-    return job.run_process(*args, env=kill_at_call(method, nth))

@@ -70,7 +70,7 @@ class MetaSnapshot:
 
 
 def _as_utc(timestamp: str) -> dt.datetime:
-    """A datetime_of_processing as an aware datetime (no zone: UTC, as SPEC section 3 says)."""
+    """A datetime_of_processing as an aware datetime (no zone: UTC, docs/CONTRACT.md §4.1)."""
     value = dt.datetime.fromisoformat(timestamp)
     return value if value.tzinfo else value.replace(tzinfo=dt.timezone.utc)
 

@@ -11,9 +11,9 @@ import uuid
 import pytest
 
 from testkit.arrival import (MONDAY, SMALL_WEEK, WEEKEND, assert_complete, assert_same_bytes,
-                             deliver, listed_dates, meta_by_date, one_run_objects, run_killed)
+                             deliver, listed_dates, meta_by_date, one_run_objects)
 from testkit.jobs import Job
-from testkit.processes import KILL_AT
+from testkit.processes import kill_at_call, kill_at_stage
 from testkit.targets import Bucket, Folder
 
 FIRST, FRIDAY = SMALL_WEEK[0], SMALL_WEEK[-1]
@@ -185,7 +185,7 @@ def kill_catch_up(job: Job, method: str, nth: int) -> None:
     deliver(job.source, [day for day in SMALL_WEEK if day != "2017-06-28"])
     assert job.run("--to", FRIDAY).code == 4
     deliver(job.source, ["2017-06-28"])
-    killed = run_killed(job, method, nth, "--to", FRIDAY)
+    killed = job.run_process("--to", FRIDAY, env=kill_at_call(method, nth))
     assert killed.code == -9, killed
     after_kill = job.target.objects()
     rerun = job.run("--to", FRIDAY)
@@ -211,7 +211,7 @@ def test_kill_before_each_write_of_the_catch_up_s3(tmp_path, motoserver, nth):
     kill_catch_up(job, "xetra.s3:S3BucketConnector.put_bytes", nth)
 
 
-# killwrap's stages, by what the kill leaves: the meta file as a reader sees it afterwards.
+# testkit.processes's kill stages, by what the kill leaves (the meta file as a reader sees it).
 KILLWRAP_STAGES = {
     # in the recompute's read of the 29th: the 28th is recorded, the 29th stale
     "extract:2017-06-29": "stale",
@@ -226,13 +226,13 @@ KILLWRAP_STAGES = {
 
 @pytest.mark.parametrize("kill_at", list(KILLWRAP_STAGES))
 def test_kill_at_each_stage_of_the_catch_up_local(tmp_path, kill_at):
-    """tests/faults/killwrap.py's stages around the catch-up; --verify names what is wrong
+    """testkit.processes's kill stages around the catch-up; --verify names what is wrong
     after the kill, and the next run converges."""
     job = local_job(tmp_path)
     deliver(job.source, [day for day in SMALL_WEEK if day != "2017-06-28"])
     assert job.run("--to", FRIDAY).code == 4
     deliver(job.source, ["2017-06-28"])
-    killed = job.run_process("--to", FRIDAY, env={KILL_AT: kill_at})
+    killed = job.run_process("--to", FRIDAY, env=kill_at_stage(*kill_at.split(":", 1)))
     assert killed.code == -9, killed
     verify = job.run("--verify", "--from", FIRST, "--to", FRIDAY)
     assert verify.code == 1, verify

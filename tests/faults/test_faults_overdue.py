@@ -11,7 +11,8 @@ import pytest
 from testkit.arrival import (SMALL_WEEK, assert_complete, deliver, listed_dates, meta_by_date,
                              sample_objects)
 from testkit.jobs import Job
-from testkit.targets import META_KEY, Bucket, Folder, assert_report, fill, meta_rows, report_key
+from testkit.targets import (META_KEY, Bucket, Folder, assert_report, fill, meta_rows,
+                             report_key)
 from testkit.threedays import D1, D2, D3, ISIN_A, three_days
 
 REASON = "exchange closed (test)"
