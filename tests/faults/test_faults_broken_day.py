@@ -8,10 +8,12 @@ from __future__ import annotations
 
 import pytest
 
-from tests.faults.common import (D1, D2, D3, ISIN_A, ISIN_B, ISIN_C, META_KEY, THREE_DAYS_REPORT,
-                                 Folder, Job, assert_converged, csv_bytes, fill, hourly_key,
-                                 meta_rows, report_key, row, three_days)
-from tests.faults.conftest import new_bucket
+from testkit.jobs import Job
+from testkit.sourcedata import hourly_key, row, rows_csv
+from testkit.targets import META_KEY, Folder, fill, meta_rows, new_bucket, report_key
+from testkit.threedays import (D1, D2, D3, ISIN_A, ISIN_B, ISIN_C, THREE_DAYS_REPORT,
+                               assert_converged, three_days)
+
 
 # D2's two rows (ISIN_A and ISIN_B at 09:05) as a changed format would write them.
 D2_ROWS = (
@@ -22,7 +24,7 @@ D2_ROWS = (
 
 def d2_object(**changed: str) -> bytes:
     """D2's 09 object with the fields in `changed` replaced in both rows."""
-    return csv_bytes([row(isin, D2, "09:05", prices, volume, **changed)
+    return rows_csv([row(isin, D2, "09:05", prices, volume, **changed)
                       for isin, prices, volume in D2_ROWS])
 
 
@@ -33,7 +35,7 @@ BROKEN_FORMATS = {
     "decimal_comma": (d2_object(StartPrice="11,0", MaxPrice="11,5", MinPrice="10,8",
                                 EndPrice="11,2"),
                       "StartPrice is missing, not a number or negative"),
-    "semicolons": (csv_bytes([]) + f"{ISIN_A};MNE;X;Common stock;EUR;1;{D2};09:05;11;11.5;"
+    "semicolons": (rows_csv([]) + f"{ISIN_A};MNE;X;Common stock;EUR;1;{D2};09:05;11;11.5;"
                    f"10.8;11.2;50;1\n{ISIN_B};MNE;X;Common stock;EUR;1;{D2};09:05;50;55;50;"
                    f"55;20;1\n".encode(), "wrong number of fields"),
     "time_as_hhmm_without_colon": (d2_object(Time="0905"), "Time is not HH:MM or HH:MM:SS"),
@@ -104,7 +106,7 @@ def test_a_broken_day_on_s3_records_nothing(tmp_path, motoserver):
 def d1_with_invalid_rows(invalid: int) -> dict[str, bytes]:
     """The three days, D1 with `invalid` extra rows of ISIN_C whose Date is another day's."""
     objects = three_days()
-    objects[hourly_key(D1, 11)] = csv_bytes([row(ISIN_C, "2017-06-25", "11:00", (1, 1, 1, 1), 1)
+    objects[hourly_key(D1, 11)] = rows_csv([row(ISIN_C, "2017-06-25", "11:00", (1, 1, 1, 1), 1)
                                             for _ in range(invalid)])
     return objects
 
@@ -168,7 +170,7 @@ def test_seconds_decide_the_opening_and_the_closing(tmp_path):
     09:59:59 (start 9). By time: 09:59:59 < 10:00 < 10:00:05 < 10:00:30, so open 9 (09:59:59)
     and close 12 (10:00:30); min 8, max 13; volume 1+2+3+4 = 10."""
     source = Folder(tmp_path / "source")
-    fill(source, {hourly_key(D1, 10): csv_bytes([
+    fill(source, {hourly_key(D1, 10): rows_csv([
         row(ISIN_A, D1, "10:00:30", (10, 13, 10, 12), 1),
         row(ISIN_A, D1, "10:00", (9.5, 10, 9.5, 10), 2),
         row(ISIN_A, D1, "10:00:05", (10, 11, 10, 11), 3),

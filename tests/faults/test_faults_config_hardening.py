@@ -6,7 +6,11 @@ from __future__ import annotations
 import pytest
 import yaml
 
-from tests.faults.common import D1, D2, D3, Folder, Job, fill, hourly_key, three_days
+from testkit.jobs import Job
+from testkit.sourcedata import hourly_key
+from testkit.targets import Folder, fill
+from testkit.threedays import D1, D2, D3, three_days
+
 
 MAX_ERROR_LINE = 400  # characters: what a user can read on one line
 

@@ -8,9 +8,12 @@ from pathlib import Path
 
 import pytest
 
-from benchmarks.duplicate_memory import peak_rss_mb, with_duplicates, write_day
-from tests.faults.common import (D1, D2, D3, ISIN_A, ISIN_B, THREE_DAYS_REPORT, Folder, Job,
-                                 assert_converged, csv_bytes, fill, hourly_key, row, three_days)
+from testkit.jobs import Job
+from testkit.peakmemory import peak_rss_mb, with_duplicates, write_day
+from testkit.sourcedata import hourly_key, row, rows_csv
+from testkit.targets import Folder, fill
+from testkit.threedays import (D1, D2, D3, ISIN_A, ISIN_B, THREE_DAYS_REPORT, assert_converged,
+                               three_days)
 from xetra import formats
 
 A_0900 = row(ISIN_A, D1, "09:00", (10, 11, 9, 10.5), 100)  # D1's first row in three_days()
@@ -38,21 +41,21 @@ def reads(monkeypatch) -> dict[str, list]:
 # and D1's report by hand when it differs from THREE_DAYS_REPORT.
 CASES = {
     "one_exact_duplicate": (
-        {hourly_key(D1, 9): csv_bytes([A_0900, row(ISIN_B, D1, "09:00", (50, 51, 49, 50), 10),
+        {hourly_key(D1, 9): rows_csv([A_0900, row(ISIN_B, D1, "09:00", (50, 51, 49, 50), 10),
                                        A_0900])},
         1, [(f"{D1}_BINS_XETR09.csv", [0, 2])], None),
     "same_minute_other_description": (
-        {hourly_key(D1, 9): csv_bytes([A_0900, row(ISIN_B, D1, "09:00", (50, 51, 49, 50), 10),
+        {hourly_key(D1, 9): rows_csv([A_0900, row(ISIN_B, D1, "09:00", (50, 51, 49, 50), 10),
                                        {**A_0900, "SecurityDesc": "OTHER"}])},
         0, [(f"{D1}_BINS_XETR09.csv", [0, 2])],
         # A: 09:00 twice (volume 100 each, both trades) and 10:00 -> volume 400.
         [(ISIN_A, 10.0, 11.0, 9.0, 12.0, 400, None), THREE_DAYS_REPORT[D1][1]]),
     "duplicate_in_another_object": (
-        {hourly_key(D1, 10): csv_bytes([A_0900,
+        {hourly_key(D1, 10): rows_csv([A_0900,
                                         row(ISIN_A, D1, "10:00", (10.5, 12, 10, 11), 200)])},
         1, [(f"{D1}_BINS_XETR09.csv", [0]), (f"{D1}_BINS_XETR10.csv", [0])], None),
     "three_copies_and_a_near_copy": (
-        {hourly_key(D1, 9): csv_bytes([A_0900, row(ISIN_B, D1, "09:00", (50, 51, 49, 50), 10),
+        {hourly_key(D1, 9): rows_csv([A_0900, row(ISIN_B, D1, "09:00", (50, 51, 49, 50), 10),
                                        A_0900, {**A_0900, "NumberOfTrades": "2"}, A_0900])},
         2, [(f"{D1}_BINS_XETR09.csv", [0, 2, 3, 4])],
         [(ISIN_A, 10.0, 11.0, 9.0, 12.0, 400, None), THREE_DAYS_REPORT[D1][1]]),

@@ -6,9 +6,10 @@ import datetime as dt
 
 import pytest
 
-from tests.faults.common import (D1, D2, D3, HEADER_ONLY, ISIN_A, Bucket, Folder, Job,
-                                 assert_converged, csv_bytes, fill, row, three_days)
-from tests.faults.conftest import new_bucket
+from testkit.jobs import Job
+from testkit.sourcedata import HEADER_ONLY, row, rows_csv
+from testkit.targets import Bucket, Folder, fill, new_bucket
+from testkit.threedays import D1, D2, D3, ISIN_A, assert_converged, three_days
 from xetra.formats import is_hourly_object
 
 DAY = dt.date.fromisoformat(D1)
@@ -36,12 +37,12 @@ def test_which_keys_are_a_dates_hourly_objects(key, source):
 # Objects that would change the reports if they were read: volume 999 or a thousandfold copy.
 NESTED = {
     f"{D1}/backup/{D1}_BINS_XETR09.csv": three_days()[f"{D1}/{D1}_BINS_XETR09.csv"],
-    f"{D1}/backup/old/{D1}_BINS_XETR10.csv": csv_bytes([row(ISIN_A, D1, "10:30",
+    f"{D1}/backup/old/{D1}_BINS_XETR10.csv": rows_csv([row(ISIN_A, D1, "10:30",
                                                             (1, 99, 1, 99), 999)]),
-    f"{D2}/{D2}/{D2}_BINS_XETR09.csv": csv_bytes([row(ISIN_A, D2, "09:30", (1, 99, 1, 99),
+    f"{D2}/{D2}/{D2}_BINS_XETR09.csv": rows_csv([row(ISIN_A, D2, "09:30", (1, 99, 1, 99),
                                                       999)]),
-    f"{D2}/{D3}_BINS_XETR11.csv": csv_bytes([row(ISIN_A, D3, "11:30", (1, 99, 1, 99), 999)]),
-    f"{D3}/{D3}_BINS_XETR24.csv": csv_bytes([row(ISIN_A, D3, "11:30", (1, 99, 1, 99), 999)]),
+    f"{D2}/{D3}_BINS_XETR11.csv": rows_csv([row(ISIN_A, D3, "11:30", (1, 99, 1, 99), 999)]),
+    f"{D3}/{D3}_BINS_XETR24.csv": rows_csv([row(ISIN_A, D3, "11:30", (1, 99, 1, 99), 999)]),
     f"{D3}/tmp/{D3}_BINS_XETR11.csv": HEADER_ONLY + b"garbage that is no CSV row\n",
 }
 

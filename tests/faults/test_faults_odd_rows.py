@@ -11,10 +11,13 @@ import io
 
 import pytest
 
-from tests.faults.common import (COLUMNS, D1, D2, D3, HEADER, ISIN_A, ISIN_B, ISIN_C,
-                                 THREE_DAYS_REPORT, Folder, Job, assert_converged, csv_bytes,
-                                 fill, hourly_key, row, three_days)
+from testkit.jobs import Job
+from testkit.sourcedata import HEADER, hourly_key, row, rows_csv
+from testkit.targets import Folder, fill
+from testkit.threedays import (D1, D2, D3, ISIN_A, ISIN_B, ISIN_C, THREE_DAYS_REPORT,
+                               assert_converged, three_days)
 from xetra import formats, transform
+from xetra.formats import SOURCE_COLUMNS
 
 DAY = dt.date.fromisoformat(D1)
 INVALID = None
@@ -62,7 +65,7 @@ def test_a_rows_validity_does_not_depend_on_its_neighbours(column, text, expecte
     sends the object through the tolerant parse): the same decision, the one by the rule."""
     odd = {**row(ISIN_C, D1, "09:01", (10, 11, 9, 10), 7), column: text}
     for neighbours in ([GOOD], [GOOD, NOT_A_NUMBER]):
-        trades, counts = trades_of(csv_bytes([*neighbours, odd]))
+        trades, counts = trades_of(rows_csv([*neighbours, odd]))
         odd_trades = [t for t in trades if t["ISIN"] == ISIN_C]
         invalid_neighbours = len(neighbours) - 1
         if expected is INVALID:
@@ -76,7 +79,7 @@ def test_a_rows_validity_does_not_depend_on_its_neighbours(column, text, expecte
 def with_odd_row(odd: dict[str, str] | bytes) -> dict[str, bytes]:
     """The three-day source with one odd row (or raw line) added to D1's 09 object."""
     objects = three_days()
-    line = odd if isinstance(odd, bytes) else csv_bytes([odd]).split(b"\n", 1)[1]
+    line = odd if isinstance(odd, bytes) else rows_csv([odd]).split(b"\n", 1)[1]
     objects[hourly_key(D1, 9)] += line
     return objects
 
@@ -132,7 +135,7 @@ def large_object_with_line_breaks(rows: int, breaks: int) -> tuple[bytes, int]:
     prefix = f'{ISIN_A},MNE,"'.encode()
     while written < rows:
         volume = written % 97 + 1
-        plain = csv_bytes([row(ISIN_A, D1, f"09:{written % 60:02d}", (10, 11, 9, 10),
+        plain = rows_csv([row(ISIN_A, D1, f"09:{written % 60:02d}", (10, 11, 9, 10),
                                volume, NumberOfTrades=str(written))]).split(b"\n", 1)[1]
         room = boundary - out.tell()
         # The last chance before the boundary: a plain row would leave too little room.
@@ -169,10 +172,10 @@ def test_quoted_line_breaks_in_a_large_object_lose_no_row(tmp_path, breaks):
 
 
 HEADER_SPELLINGS = {
-    "trailing_blanks": ",".join(name + " " for name in COLUMNS),
+    "trailing_blanks": ",".join(name + " " for name in SOURCE_COLUMNS),
     "leading_blanks_and_tabs": ",".join(("\t" if i % 2 else " ") + name
-                                        for i, name in enumerate(COLUMNS)),
-    "quoted_with_blanks": ",".join(f'" {name} "' for name in COLUMNS),
+                                        for i, name in enumerate(SOURCE_COLUMNS)),
+    "quoted_with_blanks": ",".join(f'" {name} "' for name in SOURCE_COLUMNS),
 }
 
 
@@ -191,7 +194,7 @@ def test_header_names_with_blanks_are_read(tmp_path, kind):
 
 
 @pytest.mark.parametrize("header, problem", [
-    (HEADER.replace(",", ";"), "header lacks required column(s) " + ", ".join(COLUMNS) +
+    (HEADER.replace(",", ";"), "header lacks required column(s) " + ", ".join(SOURCE_COLUMNS) +
      " (unknown name(s): '" + HEADER.replace(",", ";")[:40] + "')\n"),
     (HEADER.replace("ISIN", "Isin"), "header lacks required column(s) ISIN (unknown name(s): "
      "'Isin')\n"),
@@ -201,7 +204,7 @@ def test_a_header_that_is_really_wrong_is_named(tmp_path, header, problem):
     """A header that lacks columns names those and the names it has instead; a column named
     twice is named."""
     source = Folder(tmp_path / "source")
-    data_line = csv_bytes([row(ISIN_A, D2, "11:00", (1, 1, 1, 1), 1)]).split(b"\n", 1)[1]
+    data_line = rows_csv([row(ISIN_A, D2, "11:00", (1, 1, 1, 1), 1)]).split(b"\n", 1)[1]
     fill(source, {**three_days(), hourly_key(D2, 11): header.encode() + b"\n" + data_line})
     job = Job(tmp_path, source, Folder(tmp_path / "target"))
     result = job.run("--to", D3)
