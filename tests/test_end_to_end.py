@@ -246,7 +246,7 @@ def test_quick_start_sample_config_runs_from_the_repository(tmp_path):
                          ids=["umask022", "umask077"])
 def test_report_and_meta_files_honour_the_umask(tmp_path, sample_dir, umask, mode):
     """A user's umask decides who may read the report, as for any file the user makes."""
-    config = write_config(tmp_path / "c.yml", str(sample_dir), str(tmp_path / "out"))
+    config = sample_config(tmp_path / "c.yml", str(sample_dir), str(tmp_path / "out"))
     previous = os.umask(umask)  # the job's process inherits it
     try:
         done = run_job("--config", str(config), "--to", str(LAST))

@@ -14,7 +14,7 @@ from xetra.config import config_from_mapping
 from xetra.errors import LockHeldError, SourceFormatError
 from xetra.etl import PreviousTradingDays, RunSummary, SourceReader, XetraETL
 from xetra.formats import deserialise_table
-from xetra.jobcontrol import RunLock
+from xetra.jobcontrol import RunLock, unlisted_warning
 from xetra.meta import MetaEntry, MetaProcess
 from xetra.s3 import S3BucketConnector
 from xetra.storage import LocalStorage
@@ -72,7 +72,8 @@ def test_day_after_holiday_and_lookback_limit(folders, pool):
     assert report_of(folders[1], easter_tuesday)[0]["change_prev_closing_%"] == 25.0
     # 11 days after Easter Tuesday: beyond the 10-day look-back, so no comparison.
     assert report_of(folders[1], D(2021, 4, 17))[0]["change_prev_closing_%"] is None
-    assert D(2021, 4, 7) in summary.waiting  # no objects at all: not recorded, not skipped
+    # No objects at all, years ago: not recorded, not skipped, overdue (exit 4 in the CLI).
+    assert D(2021, 4, 7) in summary.overdue and not summary.waiting
 
 
 def test_batch_invariance_one_run_equals_day_by_day(folders, pool, tmp_path):
@@ -119,23 +120,29 @@ def test_header_only_hours_are_not_read_and_minute_objects_are_ignored(folders, 
     assert sorted(key.rsplit("_", 1)[1] for key in read) == sorted(
         ["XETR07.csv", "XETR08.csv", "XETR09.csv", "XETR19.csv",
          "XETR09.csv", "XETR10.csv", "XETR11.csv", "XETR15.csv"])
-    assert summary.waiting == [D(2021, 5, 11)]  # only a per-minute object: not complete yet
+    # Only a per-minute object: not complete yet (and, years later, overdue).
+    assert summary.overdue == [D(2021, 5, 11)]
 
 
-def test_orphan_report_objects_are_removed(folders, pool):
+def test_unlisted_report_objects_are_named_and_kept(folders, pool):
     write_weekend_case(folders[0])
     etl = make_etl(folders, pool, first_date="2021-05-07")
     target = LocalStorage(folders[1])
-    target.put_bytes("report1/xetra_report1_2021-05-06.parquet", b"orphan of a killed run")
+    target.put_bytes("report1/xetra_report1_2021-05-06.parquet", b"another job's report")
+    target.put_bytes("report1/xetra_report1_2021-05-07.parquet", b"a killed run's report")
     target.put_bytes("report1/someone_elses_file.parquet", b"keep")
+    assert etl.control.unlisted(etl.meta.load()) == [D(2021, 5, 6), FRIDAY]
     etl.etl_report1(FRIDAY, FRIDAY)
     keys = [info.key for info in target.list_objects("report1/")]
     assert keys == ["report1/someone_elses_file.parquet",
+                    "report1/xetra_report1_2021-05-06.parquet",
                     "report1/xetra_report1_2021-05-07.parquet"]
-    target.put_bytes("report1/xetra_report1_2021-05-06.parquet", b"orphan")
-    snapshot = etl.meta.load()
-    assert etl.control.remove_orphans(snapshot, scope={D(2021, 5, 5)}) == 0
-    assert etl.control.remove_orphans(snapshot) == 1
+    assert target.get_bytes("report1/xetra_report1_2021-05-06.parquet") == \
+        b"another job's report"
+    assert report_of(folders[1], FRIDAY)  # the processed date's object was written again
+    assert etl.control.unlisted(etl.meta.load()) == [D(2021, 5, 6)]
+    assert unlisted_warning([D(2021, 5, 6)]).startswith(
+        "1 report object(s) of dates the meta file does not list (2021-05-06): left as they are")
 
 
 def test_a_held_lock_stops_the_run_before_any_write(folders, pool):
@@ -200,13 +207,23 @@ def test_previous_trading_days_reads_each_day_at_most_once():
 
 def test_summary_line_names_everything():
     summary = RunSummary(processed=[FRIDAY, MONDAY], report_rows=5, seconds=1.234,
-                         report_keys=["a", "b", "c"], waiting=[D(2021, 5, 11)])
+                         report_keys=["a", "b", "c"], waiting=[D(2021, 5, 11)],
+                         recomputed=[D(2021, 5, 11), D(2021, 5, 12)],
+                         overdue=[D(2021, 5, 3), D(2021, 5, 4), D(2021, 5, 6)],
+                         skipped_objects=["x.csv"], max_wait_days=3)
     summary.counts.rows_read, summary.counts.invalid = 10, 2
     assert summary.line() == (
-        "run summary: dates processed=2 (2021-05-07..2021-05-10), rows read=10, rows dropped: "
+        "run summary: dates processed=2 (2021-05-07..2021-05-10), recomputed=2 "
+        "(2021-05-11..2021-05-12 (2 dates)), rows read=10, rows dropped: "
         "invalid=2 zero_volume=0 other_currency=0 duplicate=0, report rows=5, "
-        "report keys=a .. c (3 objects), seconds=1.23; waiting for source data: 2021-05-11")
+        "report keys=a .. c (3 objects), seconds=1.23; overdue: 2021-05-03..2021-05-04 "
+        "(2 dates), 2021-05-06; waiting: 2021-05-11; skipped bad objects: x.csv")
+    assert str(summary.overdue_error()) == (
+        "overdue source data: 2021-05-03..2021-05-04 (2 dates), 2021-05-06 have no hourly "
+        "objects more than 3 days after the date (job.max_wait_days); record a date that "
+        "will never have data with --accept-missing DATE --reason TEXT")
     assert "dates processed=0," in RunSummary().line()
+    assert RunSummary().overdue_error() is None
 
 
 @pytest.mark.usefixtures("aws_env")

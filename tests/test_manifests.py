@@ -17,6 +17,7 @@ import logging
 import re
 from functools import lru_cache
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any, Iterator
 from zoneinfo import ZoneInfo
 
@@ -120,6 +121,32 @@ def argo_errors(doc: dict[str, Any]) -> list[str]:
 ARGO_KINDS = {"CronWorkflow", "WorkflowTemplate"}
 CORE_KINDS = {"ConfigMap", "Secret", "ServiceAccount", "Role", "RoleBinding"}
 
+# The Prometheus Operator's PrometheusRule (monitoring.coreos.com/v1), the fields of its CRD that
+# deploy/monitoring uses, strict: a misspelt field fails as in the Argo check. No schema of the
+# operator is vendored, so this is written from its API reference.
+_RULE = {"type": "object", "additionalProperties": False,
+         "required": ["expr"], "oneOf": [{"required": ["alert"]}, {"required": ["record"]}],
+         "properties": {"alert": {"type": "string", "pattern": "^[A-Za-z_][A-Za-z0-9_]*$"},
+                        "record": {"type": "string"}, "expr": {"type": "string", "minLength": 1},
+                        "for": {"type": "string", "pattern": "^[0-9]+(ms|s|m|h|d|w|y)$"},
+                        "keep_firing_for": {"type": "string"},
+                        "labels": {"type": "object", "additionalProperties": {"type": "string"}},
+                        "annotations": {"type": "object",
+                                        "additionalProperties": {"type": "string"}}}}
+PROMETHEUS_RULE_SCHEMA = {
+    "type": "object", "additionalProperties": False,
+    "required": ["apiVersion", "kind", "metadata", "spec"],
+    "properties": {
+        "apiVersion": {"const": "monitoring.coreos.com/v1"}, "kind": {"const": "PrometheusRule"},
+        "metadata": {"type": "object", "required": ["name"]},
+        "spec": {"type": "object", "additionalProperties": False, "required": ["groups"],
+                 "properties": {"groups": {"type": "array", "minItems": 1, "items": {
+                     "type": "object", "additionalProperties": False,
+                     "required": ["name", "rules"],
+                     "properties": {"name": {"type": "string"}, "interval": {"type": "string"},
+                                    "rules": {"type": "array", "minItems": 1,
+                                              "items": _RULE}}}}}}}}
+
 
 @pytest.mark.parametrize("label,doc", DOCUMENTS, ids=[label for label, _ in DOCUMENTS])
 def test_manifest_passes_its_schema(label: str, doc: dict[str, Any]) -> None:
@@ -128,6 +155,9 @@ def test_manifest_passes_its_schema(label: str, doc: dict[str, Any]) -> None:
     if kind in ARGO_KINDS:
         assert doc["apiVersion"] == ARGO_API, label
         assert argo_errors(doc) == [], label
+    elif kind == "PrometheusRule":
+        errors = jsonschema.Draft7Validator(PROMETHEUS_RULE_SCHEMA).iter_errors(doc)
+        assert [f"{list(error.path)}: {error.message}" for error in errors] == [], label
     elif kind in CORE_KINDS:
         try:
             kubernetes_validate.validate(doc, K8S_VERSION, strict=True)
@@ -141,8 +171,8 @@ def test_manifest_passes_its_schema(label: str, doc: dict[str, Any]) -> None:
 def test_deploy_holds_the_expected_manifests() -> None:
     """The folder is not empty by accident: the kinds the runbook applies are all there."""
     kinds = sorted({doc.get("kind") for _, doc in DOCUMENTS})
-    assert kinds == ["ConfigMap", "CronWorkflow", "Role", "RoleBinding", "Secret",
-                     "ServiceAccount", "WorkflowTemplate"]
+    assert kinds == ["ConfigMap", "CronWorkflow", "PrometheusRule", "Role", "RoleBinding",
+                     "Secret", "ServiceAccount", "WorkflowTemplate"]
 
 
 def cron_doc() -> dict[str, Any]:
@@ -392,6 +422,48 @@ def test_retries_back_off_and_stop_on_config_errors(label: str, spec: dict[str, 
         first = seconds(backoff["duration"])
         waits = [first * int(backoff["factor"]) ** n for n in range(int(retry["limit"]))]
         assert sum(waits) > lock_ttl, f"{label}: every retry would find a killed run's lock"
+
+
+def retried(expression: str, exit_code: int) -> bool:
+    """Whether Argo retries after `exit_code`: the retry expression (expr syntax: `!=`, `&&`,
+    `||`, string literals) evaluated here with Python, which reads these operators alike."""
+    python = expression.replace("&&", " and ").replace("||", " or ")
+    assert re.fullmatch(r"[a-zA-Z. ]*(lastRetry\.exitCode [!=]= \"\d\"[a-z ]*)+", python), python
+    return bool(eval(python, {"__builtins__": {}},  # pylint: disable=eval-used
+                     {"lastRetry": SimpleNamespace(exitCode=str(exit_code))}))
+
+
+@pytest.mark.parametrize("label,spec", WORKFLOWS, ids=WORKFLOW_IDS)
+def test_overdue_data_fails_the_workflow_without_retries_and_is_counted(label, spec):
+    """Exit 4 (overdue source data) is a failure no retry fixes: the workflow ends Failed at
+    once, a counter the PrometheusRule alerts on is emitted, and failed workflows are counted."""
+    rules = documents_of("PrometheusRule")[0]["spec"]["groups"][0]["rules"]
+    expressions = " ".join(rule["expr"] for rule in rules)
+    workflow_metrics = {metric["name"]: metric for metric in spec["metrics"]["prometheus"]}
+    failed = workflow_metrics["xetra_report1_workflow_failed"]
+    assert failed["when"] == "{{workflow.status}} != Succeeded" and failed["counter"]
+    assert "xetra_report1_workflow_failed" in expressions
+    for template in spec["templates"]:
+        if "container" not in template or not takes_the_run_lock(template["container"]):
+            continue
+        expression = template["retryStrategy"]["expression"]
+        assert [code for code in range(6) if retried(expression, code)] == [0, 1, 3, 5], label
+        overdue = {metric["name"]: metric for metric in template["metrics"]["prometheus"]}
+        assert overdue["xetra_report1_overdue_data"]["when"] == "{{exitCode}} == 4", label
+    assert "xetra_report1_overdue_data" in expressions
+
+
+def test_retry_expression_reader() -> None:
+    assert retried('lastRetry.exitCode != "2"', 1) and not retried('lastRetry.exitCode != "2"', 2)
+    assert not retried('lastRetry.exitCode != "2" && lastRetry.exitCode != "4"', 4)
+    with pytest.raises(AssertionError):
+        retried("__import__('os')", 1)
+
+
+def test_prometheus_rule_schema_rejects_a_typo() -> None:
+    rule = copy.deepcopy(documents_of("PrometheusRule")[0])
+    rule["spec"]["groups"][0]["rules"][0]["exprs"] = "up"
+    assert list(jsonschema.Draft7Validator(PROMETHEUS_RULE_SCHEMA).iter_errors(rule))
 
 
 def seconds(duration: str) -> int:

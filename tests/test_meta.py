@@ -44,10 +44,11 @@ def test_old_two_column_meta_file_is_read_and_kept(store, meta):
         [D(2021, 5, 6), D(2021, 5, 9)]
     meta.record([MetaEntry(D(2021, 5, 9), "2021-05-11T00:00:00+00:00", "r/x.parquet", "3")])
     assert store.get_bytes(KEY).decode().splitlines() == [
-        "source_date,datetime_of_processing,report_key,report_rows",
-        "2021-05-07,2021-05-10 08:00:01,,",
-        "2021-05-08,2021-05-10T08:00:02,,",
-        "2021-05-09,2021-05-11T00:00:00+00:00,r/x.parquet,3",
+        "source_date,datetime_of_processing,report_key,report_rows,previous_trading_day,"
+        "recomputed_at,hourly_objects,missing_hours,status,reason",
+        "2021-05-07,2021-05-10 08:00:01,,,,,,,,",
+        "2021-05-08,2021-05-10T08:00:02,,,,,,,,",
+        "2021-05-09,2021-05-11T00:00:00+00:00,r/x.parquet,3,,,,,,",
     ]
 
 
@@ -62,8 +63,8 @@ def test_old_two_column_meta_file_is_read_and_kept(store, meta):
      "line 2: bad source_date '20210507'"),
     (b"source_date,datetime_of_processing\n2021-05-07,yesterday\n",
      "line 2: bad datetime_of_processing 'yesterday'"),
-    (b"source_date,datetime_of_processing\n2021-05-07,2021-05-10\n2021-05-07,2021-05-11\n",
-     "line 3: date 2021-05-07 is listed twice"),
+    (b"source_date,datetime_of_processing,note,note\n2021-05-07,2021-05-10,a,b\n",
+     "header column 'note' appears twice"),
     (b"source_date,datetime_of_processing\n2021-05-07\n", "line 2 has 1 fields, the header 2"),
 ])
 def test_corrupt_meta_file_stops_with_repair_hint_and_is_not_touched(store, meta, content,

@@ -13,11 +13,13 @@ from dataclasses import dataclass, field
 
 import pyarrow as pa
 
+from xetra.catchup import accepted_gaps
 from xetra.dates import date_range
 from xetra.errors import MetaFileError, ObjectNotFound
 from xetra.etl import SourceReader
-from xetra.jobcontrol import JobControl
-from xetra.meta import MetaEntry
+from xetra.jobcontrol import JobControl, unlisted_warning
+from xetra.meta import MetaEntry, MetaSnapshot
+from xetra.progress import format_dates
 
 logger = logging.getLogger(__name__)
 
@@ -65,7 +67,9 @@ class VerifyReport:
     report_objects: int = 0
     report_rows: int = 0
     waiting: list[dt.date] = field(default_factory=list)
+    accepted: list[str] = field(default_factory=list)
     problems: list[str] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
 
     @property
     def ok(self) -> bool:
@@ -76,7 +80,7 @@ class VerifyReport:
         """One line: the verdict, the counts and the first problems."""
         counts = (f"{self.first}..{self.last}: {self.dates_listed} date(s) in the meta file, "
                   f"{self.report_objects} report object(s), {self.report_rows} report rows")
-        waiting = f", waiting for source data: {', '.join(map(str, self.waiting))}" \
+        waiting = f", waiting for source data: {format_dates(self.waiting)}" \
             if self.waiting else ""
         if self.ok:
             return f"verify ok: {counts}{waiting}"
@@ -87,7 +91,9 @@ class VerifyReport:
 
 class RangeVerifier:
     """Checks a range after a backfill: every date in the meta file once, every listed date's
-    report object holding the rows the meta file says, and no orphan report objects."""
+    report object holding the rows the meta file says, and no report comparing with a day
+    that is no longer its previous trading day; lists accepted gaps, and warns about report
+    objects of dates the meta file does not list."""
 
     def __init__(self, control: JobControl, reader: SourceReader):
         self.control = control
@@ -98,25 +104,39 @@ class RangeVerifier:
         """Check `first`..`last`; the report's problems are empty when all holds."""
         report = VerifyReport(first, last)
         try:
-            # parse() rejects a date listed twice, so a loaded file lists each date once.
-            entries = self.control.meta.load().entries
+            snapshot = self.control.meta.load()  # a date listed twice is read as listed once
         except MetaFileError as exc:
             report.problems.append(str(exc))
             return report
+        entries = snapshot.entries
         objects = self.reports.by_date()
+        self._check_arrival_order(snapshot, report)
         for day in date_range(first, last):
             entry = entries.get(day)
             if entry is None:
-                self._check_unlisted(day, objects.get(day), report)
+                self._check_unlisted(day, report)
             else:
                 report.dates_listed += 1
                 self._check_listed(entry, objects.get(day), report)
         return report
 
-    def _check_unlisted(self, day: dt.date, key: str | None, report: VerifyReport) -> None:
-        if key is not None:
-            report.problems.append(f"orphan report object {self.reports.describe(key)} "
-                                   f"(date {day} not in the meta file)")
+    def _check_arrival_order(self, snapshot: MetaSnapshot, report: VerifyReport) -> None:
+        """Stale reports are problems; accepted gaps are listed (with a warning when data
+        has appeared for one); unlisted report objects are warnings."""
+        report.problems.extend(item.describe() for item in
+                               self.control.stale(snapshot, report.first, report.last))
+        for day in accepted_gaps(snapshot.entries, report.first, report.last):
+            report.accepted.append(f"{day} ({snapshot.entries[day].reason})")
+            if self.reader.hourly_objects(day):
+                report.warnings.append(f"{day} is recorded as accepted missing "
+                                       f"({snapshot.entries[day].reason}) but now has hourly "
+                                       f"source objects; it stays accepted")
+        unlisted = self.control.unlisted(snapshot)
+        if unlisted:
+            report.warnings.append(unlisted_warning(unlisted))
+
+    def _check_unlisted(self, day: dt.date, report: VerifyReport) -> None:
+        # A report object of the date is a warning, with the others (_check_arrival_order).
         if self.reader.hourly_objects(day):
             report.problems.append(f"date {day} has source objects but is not in the meta "
                                    f"file")

@@ -45,6 +45,11 @@ def build_parser() -> argparse.ArgumentParser:
     mode.add_argument("--verify", action="store_true",
                       help="check the range: every date once in the meta file, report rows as "
                       "it says, no orphan objects; exit 1 when not")
+    mode.add_argument("--accept-missing", action="append", metavar="DATE",
+                      help="record that DATE will never have source data (repeatable): no "
+                      "overdue alarm for it, never processed; needs --reason")
+    parser.add_argument("--reason", help="with --accept-missing: why the date has no data "
+                        "(kept in the meta file)")
     parser.add_argument("--slices", type=int, default=4, help="with --plan: at most this "
                         "many slices (default 4)")
     parser.add_argument("--plan-file", help="with --plan: also write the JSON to this file")
@@ -92,8 +97,11 @@ def run(argv: Sequence[str], stdout: TextIO = sys.stdout, stderr: TextIO = sys.s
         config = load_config(args.config).with_locations(args.source, args.target)
         window = date_window(config, args.first, args.last)
         check_mode_arguments(args)
+        accepted = accepted_dates(config, args.accept_missing)
         configure_logging(config)
         logging_configured = True
+        if accepted:
+            return accept_missing(args, config, accepted)
         return execute(args, config, window, stdout)
     except XetraError as exc:
         # Before logging is configured, an ERROR record would reach stderr a second time.
@@ -129,7 +137,35 @@ def execute(args: argparse.Namespace, config: AppConfig, window: tuple[dt.date, 
     logger.info(etl.meta.contention_line())
     logger.info(summary.line())
     stdout.write(f"report objects under {target.describe(config.report.prefix)}\n")
+    overdue = summary.overdue_error()
+    if overdue is not None:
+        raise overdue  # after the summary: everything else is done
     return EXIT_OK
+
+
+def accept_missing(args: argparse.Namespace, config: AppConfig, days: list[dt.date]) -> int:
+    """--accept-missing: record the dates as never having data, under the run lock."""
+    source = open_store(config.source, config, create=False)
+    target = open_store(config.target, config, create=True)
+    check_access(source, "source")
+    check_access(target, "target")
+    with ThreadPoolExecutor(config.job.max_concurrent_reads,
+                            thread_name_prefix="xetra-read") as pool:
+        XetraETL(source, target, config, pool).accept_missing(days, args.reason.strip())
+    return EXIT_OK
+
+
+def accepted_dates(config: AppConfig, values: list[str] | None) -> list[dt.date]:
+    """The dates of --accept-missing, validated (ConfigError): each a complete past date."""
+    if not values:
+        return []
+    dates = [parse_date(value, "--accept-missing") for value in values]
+    latest = yesterday(config.job.timezone)
+    for day in dates:
+        if day > latest:
+            raise ConfigError(f"--accept-missing: {day} is not over yet in "
+                              f"{config.job.timezone}")
+    return dates
 
 
 def use_lean_memory_pool() -> None:
@@ -153,6 +189,11 @@ def check_mode_arguments(args: argparse.Namespace) -> None:
         raise ConfigError(f"--slices: {args.slices} is not a positive number of slices")
     if args.slice and not (args.first and args.last):
         raise ConfigError("--slice: give the slice's range with --from and --to")
+    if args.accept_missing and not (args.reason and args.reason.strip()):
+        raise ConfigError("--reason: required with --accept-missing (why the date will never "
+                          "have data; it is kept in the meta file)")
+    if args.reason is not None and not args.accept_missing:
+        raise ConfigError("--reason: only with --accept-missing")
 
 
 def backfill_step(args: argparse.Namespace, etl: XetraETL, window: tuple[dt.date, dt.date],
@@ -176,6 +217,12 @@ def backfill_step(args: argparse.Namespace, etl: XetraETL, window: tuple[dt.date
     report = RangeVerifier(etl.control, etl.reader).verify(first, last)
     for problem in report.problems:
         logger.error("verify: %s", problem)
+    for warning in report.warnings:
+        logger.warning("verify: %s", warning)
+    if report.accepted:
+        shown = ", ".join(report.accepted[:20])
+        more = f" and {len(report.accepted) - 20} more" if len(report.accepted) > 20 else ""
+        logger.info("verify: accepted gaps: %s%s", shown, more)
     if not report.ok:
         raise VerifyFailed(report.line())
     logger.info(report.line())

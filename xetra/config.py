@@ -113,8 +113,11 @@ class JobSettings:
     lookback_days: int = 10
     max_concurrent_reads: int = 8
     skip_bad_objects: bool = False
-    # A date with a larger share of invalid rows stops the run (SPEC section 2). Real days
-    # have none (29 days of 2017-18, 1.2M rows); a format change makes every row invalid.
+    # Deutsche Börse publishes a date's folder the day after it, weekends included: three
+    # days cover a late upload over a weekend before a missing date is an alarm (exit 4).
+    max_wait_days: int = 3
+    # A date with a larger share of invalid rows stops the run (docs/CONTRACT.md 2.6). Real
+    # days have none (29 days of 2017-18, 1.2M rows); a format change makes every row invalid.
     max_invalid_share: float = 0.5
 
 
@@ -200,6 +203,13 @@ class _Section:
             raise ConfigError(f"{self.name(key)}: must be greater than 0, got {value}")
         if not value <= highest:
             raise ConfigError(f"{self.name(key)}: must be at most {highest}, got {value}")
+        return value
+
+    def between(self, key: str, default: int, low: int, high: int) -> int:
+        """An integer from `low` to `high`, both included."""
+        value = self.get(key, int, default)
+        if not low <= value <= high:
+            raise ConfigError(f"{self.name(key)}: must be from {low} to {high}, got {value}")
         return value
 
     def share(self, key: str, default: float) -> float:
@@ -334,7 +344,12 @@ def _job(root: _Section) -> JobSettings:
         max_concurrent_reads=section.positive("max_concurrent_reads", int, 8, 64),
         max_invalid_share=section.share("max_invalid_share", 0.5),
         skip_bad_objects=section.get("skip_bad_objects", bool, False),
+        max_wait_days=section.between("max_wait_days", 3, 0, MAX_WAIT_DAYS_LIMIT),
     )
+
+
+# A hundred years: a value this large switches the overdue alarm off, larger ones are typos.
+MAX_WAIT_DAYS_LIMIT = 36500
 
 
 def _s3(root: _Section) -> S3ClientSettings:

@@ -35,9 +35,16 @@ class LockHeldError(XetraError, RuntimeError):
 
 
 class OverdueData(XetraError):
-    """Source data that should have arrived long ago is still missing (exit status 4)."""
+    """Source data that should have arrived long ago is still missing (exit status 4): raised
+    after the run has done everything else; the message names the dates as ranges."""
 
     exit_status = 4
+    headline = ""
+
+
+class JobStateError(XetraError):
+    """What the operator asked cannot be done in the target's present state (e.g.
+    --accept-missing of a date already processed)."""
 
 
 class StorageError(XetraError, RuntimeError):

@@ -6,19 +6,24 @@ import logging
 import time
 from collections import deque
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Callable, Iterator, Sequence
+from zoneinfo import ZoneInfo
 
 import pyarrow as pa
 import pyarrow.compute as pc
 
 from xetra import formats, transform
+from xetra.catchup import (ACCEPTED_MISSING, StaleDate, missing_session_hours,
+                           previous_day_text, split_overdue)
 from xetra.config import AppConfig
-from xetra.errors import NeedsAllColumns, SourceFormatError, TooManyInvalidRows
+from xetra.dates import utc_now_iso
+from xetra.errors import NeedsAllColumns, OverdueData, SourceFormatError, TooManyInvalidRows
 from xetra.formats import (HEADER_ONLY_SIZES, SOURCE_COLUMNS, TRADE_COLUMNS, ParsedSource,
                            empty_source_table)
-from xetra.jobcontrol import JobControl
-from xetra.meta import MetaProcess
+from xetra.jobcontrol import Claim, JobControl
+from xetra.meta import MetaEntry, MetaProcess
+from xetra.progress import Progress, format_dates
 from xetra.storage import ObjectStore
 from xetra.transform import RowCounts
 
@@ -36,6 +41,7 @@ class DaySource:
     table: pa.Table
     malformed_rows: int
     skipped_objects: list[str] = field(default_factory=list)
+    hourly_objects: int = 0
     # The objects `table` was read from, in its row order: (key, rows of the object in it).
     objects: list[tuple[str, int]] = field(default_factory=list)
     # Its trades and counts once selected; the read-ahead then drops `table` to save memory.
@@ -43,35 +49,51 @@ class DaySource:
 
 
 @dataclass
-class RunSummary:
+class RunSummary:  # pylint: disable=too-many-instance-attributes
     """What a run did; its `line()` is the last log line of the run."""
 
     processed: list[dt.date] = field(default_factory=list)
+    recomputed: list[dt.date] = field(default_factory=list)
+    overdue: list[dt.date] = field(default_factory=list)
     waiting: list[dt.date] = field(default_factory=list)
     counts: RowCounts = field(default_factory=RowCounts)
     report_rows: int = 0
     report_keys: list[str] = field(default_factory=list)
     skipped_objects: list[str] = field(default_factory=list)
     seconds: float = 0.0
+    max_wait_days: int = 0
 
     def line(self) -> str:
-        """One line: dates, rows read, rows dropped by reason, report rows, keys, seconds."""
+        """One line: dates, rows read, rows dropped by reason, report rows, keys, seconds;
+        then the dates recomputed, overdue and waiting, as ranges."""
         if self.processed:
             dates = f"{len(self.processed)} ({self.processed[0]}..{self.processed[-1]})"
         else:
             dates = "0"
+        if self.recomputed:
+            dates += f", recomputed={len(self.recomputed)} ({format_dates(self.recomputed)})"
         keys = ", ".join(self.report_keys) if len(self.report_keys) <= 2 else \
             f"{self.report_keys[0]} .. {self.report_keys[-1]} ({len(self.report_keys)} objects)"
-        waiting = f"; waiting for source data: {', '.join(map(str, self.waiting))}" \
-            if self.waiting else ""
-        skipped = f"; skipped bad objects: {', '.join(self.skipped_objects)}" \
-            if self.skipped_objects else ""
+        tail = "".join(f"; {name}: {text}" for name, text in (
+            ("overdue", format_dates(self.overdue)), ("waiting", format_dates(self.waiting)),
+            ("skipped bad objects", ", ".join(self.skipped_objects))) if text)
         counts = self.counts
         return (f"run summary: dates processed={dates}, rows read={counts.rows_read}, "
                 f"rows dropped: invalid={counts.invalid} zero_volume={counts.zero_volume} "
                 f"other_currency={counts.other_currency} duplicate={counts.duplicate}, "
                 f"report rows={self.report_rows}, report keys={keys or 'none'}, "
-                f"seconds={self.seconds:.2f}{waiting}{skipped}")
+                f"seconds={self.seconds:.2f}{tail}")
+
+    def overdue_error(self) -> OverdueData | None:
+        """The alarm for the overdue dates, as one line; None when there are none."""
+        if not self.overdue:
+            return None
+        verb = "has" if len(self.overdue) == 1 else "have"
+        days = "day" if self.max_wait_days == 1 else "days"
+        return OverdueData(f"overdue source data: {format_dates(self.overdue)} {verb} no hourly "
+                           f"objects more than {self.max_wait_days} {days} after the date "
+                           f"(job.max_wait_days); record a date that will never have data with "
+                           f"--accept-missing DATE --reason TEXT")
 
 
 class SourceReader:
@@ -104,6 +126,21 @@ class SourceReader:
             logger.warning("skipping bad object: %s", exc)
             return str(exc)
 
+    def dates_with_hourly_objects(self, first: dt.date, last: dt.date) -> list[dt.date]:
+        """The dates from `first` to `last` whose folder exists in the source, in order: one
+        listing of folder names instead of one listing per date (most dates of a long range
+        have none). A folder may still hold no hourly objects (only per-minute ones): reading
+        the date then finds none, and it waits like a date without a folder."""
+        found = []
+        for name in self.store.list_folders(""):
+            try:
+                day = dt.date.fromisoformat(name) if len(name) == 10 else None
+            except ValueError:
+                continue
+            if day is not None and first <= day <= last:
+                found.append(day)
+        return sorted(found)
+
     def read_day(self, day: dt.date, columns: Sequence[str] | None = None) -> DaySource | None:
         """All rows of the date in key order (the reader's columns unless given), or None
         when it has no hourly objects yet."""
@@ -120,6 +157,7 @@ class SourceReader:
                                if isinstance(item, ParsedSource)),
             skipped_objects=[key for key, item in zip(with_rows, parsed)
                              if not isinstance(item, ParsedSource)],
+            hourly_objects=len(objects),
             objects=[(key, item.table.num_rows) for key, item in zip(with_rows, parsed)
                      if isinstance(item, ParsedSource)],
         )
@@ -162,17 +200,32 @@ class PreviousTradingDays:
 
     def closes_before(self, day: dt.date) -> pa.Table | None:
         """Closes of the latest trading day before `day` within the look-back, else None."""
+        found = self.previous_before(day)
+        return None if found is None else found[1]
+
+    def previous_before(self, day: dt.date) -> tuple[dt.date, pa.Table] | None:
+        """The latest trading day before `day` within the look-back and its closes, or None."""
         for back in range(1, self.lookback_days + 1):
             candidate = day - dt.timedelta(days=back)
             if self.latest is not None and candidate == self.latest[0]:
-                return self.latest[1]
+                return self.latest
             if candidate in self.without_trades:
                 continue
             closes = self.load_closes(candidate)
             self.remember(candidate, closes)
             if closes is not None:
-                return closes
+                return candidate, closes
         return None
+
+
+@dataclass
+class DayResult:
+    """One date computed: its report rows and what its meta file entry records."""
+
+    report: pa.Table
+    counts: RowCounts
+    previous_day: dt.date | None = None
+    missing_hours: list[int] = field(default_factory=list)
 
 
 class XetraETL:
@@ -243,45 +296,121 @@ class XetraETL:
 
     def transform(self, day: dt.date, source: DaySource) -> tuple[pa.Table, RowCounts]:
         """report1 rows of the date (logical column names) and its row counts."""
+        result = self.compute(day, source)
+        return result.report, result.counts
+
+    def compute(self, day: dt.date, source: DaySource) -> DayResult:
+        """The date's report rows and counts, the previous trading day they compare with, and
+        the hours inside its session without trades."""
         trades, counts = self._trades(day, source)
         if trades.num_rows == 0:
             self.history.remember(day, None)
-            return transform.empty_report(), counts
+            return DayResult(transform.empty_report(), counts)
         summary = transform.daily_summary(trades, day)
+        previous = self.history.previous_before(day)
         report = transform.with_change_to_previous_close(
-            summary, self.history.closes_before(day))
+            summary, None if previous is None else previous[1])
         self.history.remember(day, transform.closing_prices(summary))
-        return report, counts
+        return DayResult(report, counts, None if previous is None else previous[0],
+                         missing_session_hours(transform.trade_hours(trades)))
 
-    def load(self, day: dt.date, report: pa.Table) -> str:
-        """Write the date's report object; no object for a date without trades."""
+    def load(self, day: dt.date, report: pa.Table, claim: Claim | None = None) -> str:
+        """Write the date's report object; no object for a date without trades (an unlisted
+        object under its key is removed: this run processes the date, and exactly once
+        allows no report object for a date without trades)."""
         if report.num_rows == 0:
+            if claim is not None and day in claim.unlisted:
+                logger.warning("%s: removing report object %s: the date has no trades", day,
+                               self.control.reports.describe(self.control.reports.key(day)))
+                self.control.reports.remove(day)
             return ""
         return self.control.reports.write(
             day, transform.with_output_names(report, self.config.report.columns))
 
     def plan(self, first: dt.date, last: dt.date) -> list[dt.date]:
-        """Dates from `first` to `last` not yet in the meta file."""
-        return self.control.pending(first, last)
+        """Dates from `first` to `last` not yet in the meta file, and the stale ones."""
+        return self.control.plan(first, last)
+
+    def today(self) -> dt.date:
+        """Today in the job's time zone (where "yesterday" and overdue are counted)."""
+        return dt.datetime.now(ZoneInfo(self.config.job.timezone)).date()
+
+    def warn_accepted_with_data(self, first: dt.date, last: dt.date,
+                                folders: set[dt.date]) -> list[str]:
+        """Warn about accepted gaps of the range whose source now has hourly objects; the
+        warnings (they stay accepted)."""
+        warnings = []
+        for day, entry in sorted(self.meta.load().entries.items()):
+            if first <= day <= last and entry.status == ACCEPTED_MISSING and \
+                    day in folders and self.reader.hourly_objects(day):
+                warnings.append(f"{day} is recorded as accepted missing ({entry.reason}) but "
+                                f"now has hourly source objects; it stays accepted (remove its "
+                                f"row from the meta file to have it processed)")
+                logger.warning("%s", warnings[-1])
+        return warnings
+
+    def accept_missing(self, days: list[dt.date], reason: str) -> list[dt.date]:
+        """Record `days` as dates that will never have data (see JobControl.accept_missing)."""
+        return self.control.accept_missing(days, reason,
+                                           lambda day: len(self.reader.hourly_objects(day)))
 
     def etl_report1(self, first: dt.date, last: dt.date, slice_only: bool = False) -> RunSummary:
-        """Process every pending date from `first` to `last` under the run's lock.
+        """Process every pending date from `first` to `last` under the run's lock, then compute
+        again the dates of the range whose previous trading day has changed since.
 
         `slice_only`: a backfill slice, run beside other slices (see xetra.jobcontrol): it
-        locks and cleans up only its own dates.
+        locks only its own dates. Dates without source objects are counted as waiting or
+        overdue (`summary.overdue_error()`), and logged once as ranges.
         """
         started = time.monotonic()
-        summary = RunSummary()
-        with self.control.claim(first, last, slice_only) as claim, \
-                ThreadPoolExecutor(1, thread_name_prefix="xetra-commit") as committer:
+        summary = RunSummary(max_wait_days=self.config.job.max_wait_days)
+        folders = set(self.reader.dates_with_hourly_objects(first, last))
+        self.warn_accepted_with_data(first, last, folders)
+        with self.control.claim(first, last, slice_only, folders) as claim:
+            progress = Progress(len(claim.dates))
+            self._process_days(claim, claim.dates, summary, (progress, {}))
+            if claim.lock is not None:
+                stale = self.control.stale(self.meta.load(), first, last)
+                if stale:
+                    progress.total += len(stale)
+                    self._process_days(claim, [item.day for item in stale], summary,
+                                       (progress, {item.day: item for item in stale}))
+                self._warn_stale_after(last)
+        without_source = [day for day in self.control.pending(first, last)
+                          if day not in folders]
+        self._count_missing(summary, without_source)
+        summary.seconds = time.monotonic() - started
+        return summary
+
+    def _count_missing(self, summary: RunSummary, without_source: list[dt.date]) -> None:
+        """Sort the dates without source objects into overdue and waiting; log each kind once."""
+        overdue, waiting = split_overdue([*without_source, *summary.waiting], self.today(),
+                                         self.config.job.max_wait_days)
+        summary.overdue, summary.waiting = overdue, waiting
+        if waiting:
+            logger.info("waiting for source data (at most job.max_wait_days=%d days): %s",
+                        self.config.job.max_wait_days, format_dates(waiting))
+
+    def _warn_stale_after(self, last: dt.date) -> None:
+        """Name the dates after the range that now compare with the wrong day."""
+        after = self.control.stale(self.meta.load(), last + dt.timedelta(days=1),
+                                   last + dt.timedelta(days=self.config.job.lookback_days))
+        for item in after:
+            logger.warning("%s (outside this run's range); a run over it computes it again",
+                           item.describe())
+
+    def _process_days(self, claim: Claim, days: list[dt.date], summary: RunSummary,
+                      context: tuple[Progress, dict[dt.date, StaleDate]]) -> None:
+        """Process `days` in order, committing each in the committer thread."""
+        progress, stale = context
+        with ThreadPoolExecutor(1, thread_name_prefix="xetra-commit") as committer:
             committing: Future | None = None
-            for day, source in self._sources_ahead(claim.dates):
-                committing = self._process_day(day, summary, source, committer, committing)
+            for day, source in self._sources_ahead(days):
+                committing = self._process_day(day, summary, source, committer, committing,
+                                               (claim, progress, stale.get(day)))
                 claim.keep_alive()
             if committing is not None:
                 committing.result()
-        summary.seconds = time.monotonic() - started
-        return summary
 
     def _sources_ahead(self, days: list[dt.date]) -> Iterator[tuple[dt.date, DaySource | None]]:
         """Each day with its source, while the next READ_AHEAD_DAYS days are being read.
@@ -303,29 +432,49 @@ class XetraETL:
                 del current  # the day's rows are freed once it is done
 
     def _process_day(self, day: dt.date, summary: RunSummary, source: DaySource | None,
-                     committer: ThreadPoolExecutor, previous: Future | None) -> Future | None:
+                     committer: ThreadPoolExecutor, previous: Future | None,
+                     context: tuple[Claim, Progress, StaleDate | None]) -> Future | None:
         """Transform the day here and commit it (report, then meta entry) in `committer`.
 
         The writes of one day overlap the transform of the next: commits stay in date
         order, one at a time, and a failed commit stops the run before the next is started.
         Returns the day's pending commit (or `previous` when there is nothing to commit).
+        A stale day (`context[2]`) is computed again: same key, its meta entry updated.
         """
-        if source is None:
-            logger.info("%s: no hourly source objects yet; left for a later run", day)
+        claim, progress, stale = context
+        if source is None and stale is not None:
+            logger.warning("%s; its hourly source objects are gone, so it cannot be computed "
+                           "again", stale.describe())
+            return previous
+        if source is None:  # its folder holds no hourly objects (yet)
             summary.waiting.append(day)
             return previous
-        report, counts = self.transform(day, source)
+        result = self.compute(day, source)
+        report = result.report
+        if result.missing_hours:
+            logger.warning("%s: no trades in hour(s) %s (UTC) between hours with trades: the "
+                           "day may be incomplete (%d hourly objects)", day,
+                           ", ".join(f"{hour:02d}" for hour in result.missing_hours),
+                           source.hourly_objects)
+        entry = MetaEntry(day, utc_now_iso(), "", str(report.num_rows),
+                          previous_day_text(result.previous_day) if report.num_rows else "",
+                          utc_now_iso() if stale else "", str(source.hourly_objects),
+                          ";".join(str(hour) for hour in result.missing_hours))
 
         def commit() -> None:
-            key = self.load(day, report)
-            self.control.record(day, key, report.num_rows)
-            logger.info("%s: %d rows read, %d rows dropped, %d report rows -> %s", day,
-                        counts.rows_read, counts.dropped, report.num_rows, key or "no trades")
-            summary.processed.append(day)
-            summary.counts.add(counts)
-            summary.report_rows += report.num_rows
+            key = self.load(day, report, claim)
+            self.control.record(replace(entry, report_key=key), recompute=stale is not None)
+            what = f"recomputed: its previous trading day is now {stale.implied} (was " \
+                f"{previous_day_text(stale.recorded)}), " if stale else ""
+            logger.info("%s: %s%d rows read, %d rows dropped, %d report rows -> %s (%s)", day,
+                        what, result.counts.rows_read, result.counts.dropped, report.num_rows,
+                        key or "no trades", progress.step())
+            (summary.recomputed if stale else summary.processed).append(day)
+            if not stale:
+                summary.counts.add(result.counts)
+                summary.report_rows += report.num_rows
             summary.skipped_objects.extend(source.skipped_objects)
-            if key:
+            if key and not stale:
                 summary.report_keys.append(key)
 
         if previous is not None:

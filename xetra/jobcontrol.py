@@ -1,31 +1,36 @@
-"""Job control: how every date of a target is processed exactly once.
+"""Job control: how every date of a target is processed exactly once, whatever order its data
+arrives in.
 
 The story, in the order of this module:
 
-- The meta file (xetra.meta.MetaProcess) lists the dates that are done. A run processes the
-  dates of its range the file does not list, oldest first.
+- The meta file (xetra.meta.MetaProcess) lists the dates that are done (and gaps an operator
+  accepted). A run processes the dates of its range the file does not list and whose source
+  has hourly objects, oldest first; then the dates of its range whose report compares with
+  a day that is no longer their previous trading day (stale: a late date has been recorded
+  since, xetra.catchup), computed again under the same key.
 - Each date's report object has a key derived from the date alone (ReportObjects), so a rerun
   overwrites rather than adds. A date is committed report object first, then its meta entry
-  (a conditional write). A run killed in between leaves an *orphan*: a report object of a
-  date the meta file does not list. The next run removes orphans before it works, and
-  `--verify` reports them.
+  (a conditional write). A run killed in between leaves a report object of a date the meta
+  file does not list, which the next run that processes the date writes again; a killed
+  recompute leaves the date stale, so the next run computes it again.
+- A run never deletes or overwrites the report object of a date it does not process: objects
+  of dates the meta file does not list (a killed run's, another job's sharing the report
+  prefix, dates of a meta file restored from a backup) are named in one warning and by
+  `--verify`, never removed (docs/CONTRACT.md §4.6).
 - A run works under a lock object (RunLock): created with If-None-Match, expiring after
   `meta.lock_ttl_seconds`, refreshed while the run works, released at the end. A lock whose
   owner died on this host and PID namespace is taken over at once.
-- Which runs may work at once. Only orphan removal makes two runs unsafe together:
-  processing a date twice rewrites the same deterministic report object with the same rows,
-  and the meta file keeps the first entry, but a run that removes the "orphan" report object
-  of a date another live run has just written and not yet recorded would leave a meta entry
-  without its object. So the weekly run takes the global lock (GlobalLock) and removes
-  orphans of every date: it must not run while any backfill slice is live; a backfill slice
-  takes a lock of its own range (SliceLock) and removes orphans of its own dates only: it must
-  not run while the weekly run is live, nor while another live slice overlaps its range
-  (slices of one plan never overlap; two backfills of the same dates might). Each side first
-  writes its own lock object, then looks for the others' (write, then read): with S3's
+- Which runs may work at once. The weekly run takes the global lock (GlobalLock) and works on
+  its whole range, stale dates included: it must not run while any backfill slice is live; a
+  backfill slice takes a lock of its own range (SliceLock) and works on its own dates only:
+  it must not run while the weekly run is live, nor while another live slice overlaps its
+  range (slices of one plan never overlap; two backfills of the same dates might). Each side
+  first writes its own lock object, then looks for the others' (write, then read): with S3's
   read-after-write consistency at least one of two runs starting together sees the other and
   stops (exit 3, nothing written); both may stop, none both proceed. Argo retries the
   stopped one. A killed run's lock blocks the same dates until it expires.
-- JobControl puts these together for a run (`claim`) and for `--verify`.
+- JobControl puts these together for a run (`claim`), for `--accept-missing` and for
+  `--verify`.
 """
 from __future__ import annotations
 
@@ -39,16 +44,18 @@ import socket
 import time
 import uuid
 from contextlib import contextmanager
-from typing import Iterator
+from typing import Callable, Iterator
 
 import pyarrow as pa
 import pyarrow.parquet as pq
 
 from xetra import formats
+from xetra.catchup import ACCEPTED_MISSING, StaleDate, stale_dates
 from xetra.config import AppConfig, MetaSettings, ReportSettings
 from xetra.dates import date_range, utc_now_iso
-from xetra.errors import LockHeldError, PreconditionFailed, StorageError
+from xetra.errors import JobStateError, LockHeldError, PreconditionFailed, StorageError
 from xetra.meta import MetaEntry, MetaProcess, MetaSnapshot
+from xetra.progress import format_dates
 from xetra.storage import ObjectStore
 
 logger = logging.getLogger(__name__)
@@ -79,6 +86,12 @@ class ReportObjects:
         """Serialise the date's report table in the configured format and write it; its key."""
         key = self.key(day)
         self.target.put_bytes(key, formats.serialise_table(table, self.settings.format))
+        return key
+
+    def remove(self, day: dt.date) -> str:
+        """Delete the date's report object (only for a date the run processes); its key."""
+        key = self.key(day)
+        self.target.delete(key)
         return key
 
     def by_date(self) -> dict[dt.date, str]:
@@ -286,11 +299,14 @@ class SliceLock(RunLock):
 
 
 class Claim:
-    """A run's hold on its range: the dates to process, and the lock kept alive meanwhile."""
+    """A run's hold on its range: the dates to process, the dates with report objects the
+    meta file does not list, and the lock kept alive meanwhile."""
 
-    def __init__(self, dates: list[dt.date], lock: RunLock | None = None):
+    def __init__(self, dates: list[dt.date], lock: RunLock | None = None,
+                 unlisted: set[dt.date] | None = None):
         self.dates = dates
         self.lock = lock
+        self.unlisted = unlisted or set()
         self.refreshed = time.monotonic()
 
     def keep_alive(self) -> None:
@@ -306,13 +322,22 @@ class Claim:
         self.refreshed = time.monotonic()
 
 
+def unlisted_warning(days: list[dt.date]) -> str:
+    """One line about report objects of dates the meta file does not list."""
+    return (f"{len(days)} report object(s) of dates the meta file does not list "
+            f"({format_dates(days)}): left as they are; a run that processes such a date "
+            f"replaces its object, and one that is not this job's is removed by hand "
+            f"(docs/CONTRACT.md, \"Report objects the meta file does not list\")")
+
+
 class JobControl:
     """Exactly-once over one target: its meta file, its report objects, and the lock a run
-    takes; used by the run (XetraETL) and by --verify (RangeVerifier)."""
+    takes; used by the run (XetraETL), by --accept-missing and by --verify (RangeVerifier)."""
 
     def __init__(self, target: ObjectStore, config: AppConfig):
         self.target = target
         self.settings = config.meta
+        self.job = config.job
         self.meta = MetaProcess(target, config.meta)
         self.reports = ReportObjects(target, config.report)
 
@@ -320,38 +345,44 @@ class JobControl:
         """Dates from `first` to `last` not yet in the meta file."""
         return self.meta.pending_dates(self.meta.load(), first, last)
 
-    def orphans(self, snapshot: MetaSnapshot, scope: set[dt.date] | None = None) -> list[str]:
-        """Report objects of dates the meta file does not list (left by a killed run).
+    def stale(self, snapshot: MetaSnapshot, first: dt.date, last: dt.date) -> list[StaleDate]:
+        """The dates from `first` to `last` whose report compares with the wrong day."""
+        return stale_dates(snapshot.entries, date_range(first, last), self.job.lookback_days,
+                           self.job.first_date)
 
-        `scope` limits this to some dates, for runs that share the target with others.
-        """
-        return [key for day, key in self.reports.by_date().items()
-                if day not in snapshot.entries and (scope is None or day in scope)]
+    def plan(self, first: dt.date, last: dt.date) -> list[dt.date]:
+        """Dates from `first` to `last` not yet in the meta file, and the stale ones."""
+        snapshot = self.meta.load()
+        stale = [item.day for item in self.stale(snapshot, first, last)]
+        return sorted({*self.meta.pending_dates(snapshot, first, last), *stale})
 
-    def remove_orphans(self, snapshot: MetaSnapshot, scope: set[dt.date] | None = None) -> int:
-        """Delete the orphans; returns how many."""
-        orphans = self.orphans(snapshot, scope)
-        for key in orphans:
-            logger.warning("removing orphan report object %s (date not in meta file)",
-                           self.target.describe(key))
-            self.target.delete(key)
-        return len(orphans)
+    def unlisted(self, snapshot: MetaSnapshot) -> list[dt.date]:
+        """Dates with a report object that the meta file does not list (never removed)."""
+        return sorted(day for day in self.reports.by_date() if day not in snapshot.entries)
 
     @contextmanager
-    def claim(self, first: dt.date, last: dt.date, slice_only: bool = False
-              ) -> Iterator[Claim]:
-        """Hold `first`..`last` for a run: take the lock the run needs, remove orphans, and
-        yield the pending dates; the lock is released on leaving, whatever happens.
+    def claim(self, first: dt.date, last: dt.date, slice_only: bool = False,
+              with_source: set[dt.date] | None = None) -> Iterator[Claim]:
+        """Hold `first`..`last` for a run: take the lock the run needs and yield the pending
+        dates (those in `with_source`, when given); the lock is released on leaving, whatever
+        happens. Report objects of dates the meta file does not list are named in a warning.
 
-        `slice_only`: a backfill slice, run beside other slices: it locks and cleans up only
-        its own dates. With nothing to do, no lock is taken and nothing is written.
+        `slice_only`: a backfill slice, run beside other slices: it locks only its own
+        dates. With nothing to do (no pending date with source, no stale date), no lock is
+        taken and nothing is written.
         """
-        scope = set(date_range(first, last)) if slice_only else None
         snapshot = self.meta.load()
-        if not self.meta.pending_dates(snapshot, first, last) and \
-                not self.orphans(snapshot, scope):
-            logger.info("nothing to do: every date from %s to %s is in the meta file", first,
-                        last)
+        unlisted = self.unlisted(snapshot)
+        if unlisted:
+            logger.warning("%s", unlisted_warning(unlisted))
+
+        def todo(snapshot: MetaSnapshot) -> list[dt.date]:
+            return [day for day in self.meta.pending_dates(snapshot, first, last)
+                    if with_source is None or day in with_source]
+
+        if not todo(snapshot) and not self.stale(snapshot, first, last):
+            logger.info("nothing to do: every date from %s to %s with source objects is in the "
+                        "meta file", first, last)
             yield Claim([])
             return
         lock = SliceLock(self.target, self.settings, first, last) if slice_only \
@@ -359,24 +390,25 @@ class JobControl:
         lock.acquire()
         try:
             snapshot = self.meta.load()  # again: another run may have finished meanwhile
-            self.remove_orphans(snapshot, scope)
-            pending = self.meta.pending_dates(snapshot, first, last)
+            pending = todo(snapshot)
             logger.info("%d date(s) to process from %s to %s", len(pending), first, last)
-            yield Claim(pending, lock)
+            yield Claim(pending, lock, set(self.unlisted(snapshot)))
         finally:
             lock.release()
 
-    def record(self, day: dt.date, key: str, rows: int) -> None:
-        """Record the date as done, with its report object's key ("" for none) and rows.
+    def record(self, entry: MetaEntry, recompute: bool = False) -> None:
+        """Record the date as done (a recompute: update its entry).
 
-        When the meta file cannot be updated, the date's new report object is removed unless
-        the meta file lists the date after all (the write may have landed before the error),
-        and the error is raised again.
+        When the meta file cannot be updated, a newly processed date's report object is
+        removed unless the meta file lists the date after all (the write may have landed
+        before the error), and the error is raised again; a recomputed date stays listed and
+        stale, so its object is left for the next run.
         """
         try:
-            self.meta.record([MetaEntry(day, utc_now_iso(), key, str(rows))])
+            self.meta.record([entry])
         except StorageError:
-            self._discard_unrecorded(day, key)
+            if not recompute:
+                self._discard_unrecorded(entry.source_date, entry.report_key)
             raise
 
     def _discard_unrecorded(self, day: dt.date, key: str) -> None:
@@ -388,5 +420,40 @@ class JobControl:
                                self.target.describe(key))
                 self.target.delete(key)
         except StorageError as exc:
-            logger.warning("could not remove %s (%s); the next run removes it as an orphan",
-                           self.target.describe(key), exc)
+            logger.warning("could not remove %s (%s); the next run that processes %s "
+                           "replaces it", self.target.describe(key), exc, day)
+
+    def accept_missing(self, days: list[dt.date], reason: str,
+                       source_objects: Callable[[dt.date], int]) -> list[dt.date]:
+        """Record `days` as accepted missing under the run lock; returns the dates added.
+
+        JobStateError for a date that is already processed; a date that has source objects
+        (`source_objects` counts them) is accepted with a warning: its data may be unusable.
+        """
+        lock = GlobalLock(self.target, self.settings)
+        lock.acquire()
+        try:
+            snapshot = self.meta.load()
+            new = []
+            for day in sorted(set(days)):
+                entry = snapshot.entries.get(day)
+                if entry is not None and entry.status == ACCEPTED_MISSING:
+                    logger.info("%s is already recorded as accepted missing (%s)", day,
+                                entry.reason)
+                elif entry is not None:
+                    rows = f" ({entry.report_rows} report rows)" if entry.report_rows else ""
+                    raise JobStateError(f"--accept-missing: {day} is already processed{rows}; "
+                                        f"only a date without data can be accepted")
+                else:
+                    count = source_objects(day)
+                    if count:
+                        logger.warning("%s has %d hourly source object(s); accepting it anyway: "
+                                       "it will never be processed", day, count)
+                    new.append(day)
+            if new:
+                self.meta.record([MetaEntry(day, utc_now_iso(), status=ACCEPTED_MISSING,
+                                            reason=reason) for day in new])
+                logger.info("recorded as accepted missing (%s): %s", reason, format_dates(new))
+            return new
+        finally:
+            lock.release()

@@ -118,6 +118,18 @@ class S3BucketConnector:
                     found.append(ObjectInfo(item["Key"][len(self.prefix):], item["Size"]))
         return sorted(found, key=lambda info: info.key)
 
+    def list_folders(self, prefix: str = "") -> list[str]:
+        """The names of the "folders" directly under `prefix` (ListObjectsV2 with Delimiter
+        "/": one entry per folder, not per object), sorted."""
+        paginator = self.client.get_paginator("list_objects_v2")
+        found = []
+        with self._translated("cannot list", prefix):
+            for page in paginator.paginate(Bucket=self.bucket_name, Prefix=self.prefix + prefix,
+                                           Delimiter="/"):
+                for item in page.get("CommonPrefixes", []):
+                    found.append(item["Prefix"][len(self.prefix) + len(prefix):].rstrip("/"))
+        return sorted(found)
+
     def get_bytes(self, key: str) -> bytes:
         """The whole object."""
         with self._translated("cannot read", key):

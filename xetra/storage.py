@@ -41,6 +41,9 @@ class ObjectStore(Protocol):
     def list_objects(self, prefix: str) -> list[ObjectInfo]:
         """Every object whose key starts with `prefix`, sorted by key."""
 
+    def list_folders(self, prefix: str = "") -> list[str]:
+        """The names of the folders (key segments ending in "/") directly under `prefix`."""
+
     def get_bytes(self, key: str) -> bytes:
         """The whole object; ObjectNotFound when it does not exist."""
 
@@ -115,6 +118,13 @@ class LocalStorage:
             if path.is_file() and key.startswith(prefix) and not path.name.startswith(".tmp-"):
                 found.append(ObjectInfo(key, path.stat().st_size))
         return sorted(found, key=lambda info: info.key)
+
+    def list_folders(self, prefix: str = "") -> list[str]:
+        """The sub-folders of `prefix` (a folder path ending in "/", or "" for the root)."""
+        base = self._path(prefix) if prefix else self.root
+        if not base.is_dir():
+            return []
+        return sorted(path.name for path in base.iterdir() if path.is_dir())
 
     def get_bytes(self, key: str) -> bytes:
         """The file's content."""

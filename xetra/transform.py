@@ -272,3 +272,9 @@ def empty_report() -> pa.Table:
 def with_output_names(report: pa.Table, names: Mapping[str, str]) -> pa.Table:
     """Rename logical report columns to the configured output names."""
     return report.rename_columns([names[name] for name in report.column_names])
+
+
+def trade_hours(trades: pa.Table) -> list[int]:
+    """The distinct hours (UTC, from Time "HH:MM") in which the trades happened, sorted."""
+    hours = pc.unique(pc.utf8_slice_codeunits(trades["Time"], 0, 2)).to_pylist()
+    return sorted(int(hour) for hour in hours)

@@ -7,12 +7,11 @@ Expected messages and report values are written by hand.
 from __future__ import annotations
 
 import pytest
-
-from testkit.jobs import Job
-from testkit.sourcedata import hourly_key, row, rows_csv
-from testkit.targets import META_KEY, Folder, fill, meta_rows, new_bucket, report_key
 from testkit.threedays import (D1, D2, D3, ISIN_A, ISIN_B, ISIN_C, THREE_DAYS_REPORT,
                                assert_converged, three_days)
+from testkit.targets import META_KEY, Folder, fill, meta_rows, new_bucket, report_key
+from testkit.jobs import Job
+from testkit.sourcedata import hourly_key, row, rows_csv
 
 
 # D2's two rows (ISIN_A and ISIN_B at 09:05) as a changed format would write them.

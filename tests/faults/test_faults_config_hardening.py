@@ -11,7 +11,6 @@ from testkit.sourcedata import hourly_key
 from testkit.targets import Folder, fill
 from testkit.threedays import D1, D2, D3, three_days
 
-
 MAX_ERROR_LINE = 400  # characters: what a user can read on one line
 
 

@@ -127,10 +127,9 @@ CORRUPT_META = {
                      "lacks column(s) source_date, datetime_of_processing"),
     "bad_date": (b"source_date,datetime_of_processing\n2017-06-31,2017-07-01T00:00:00+00:00\n",
                  "line 2: bad source_date '2017-06-31'"),
-    "duplicate_date": (b"source_date,datetime_of_processing\n"
-                       b"2017-06-26,2017-07-01T00:00:00+00:00\n"
-                       b"2017-06-26,2017-07-02T00:00:00+00:00\n",
-                       "line 3: date 2017-06-26 is listed twice"),
+    "duplicate_column": (b"source_date,datetime_of_processing,source_date\n"
+                         b"2017-06-26,2017-07-01T00:00:00+00:00,2017-06-27\n",
+                         "header column 'source_date' appears twice"),
     "empty": (b"", "empty, not even a header"),
     "ragged": (b"source_date,datetime_of_processing\n2017-06-26\n", "line 2 has 1 fields"),
 }

@@ -8,12 +8,12 @@ from pathlib import Path
 
 import pytest
 
-from testkit.jobs import Job
-from testkit.peakmemory import peak_rss_mb, with_duplicates, write_day
-from testkit.sourcedata import hourly_key, row, rows_csv
-from testkit.targets import Folder, fill
+from testkit.duplicate_memory import peak_rss_mb, with_duplicates, write_day
 from testkit.threedays import (D1, D2, D3, ISIN_A, ISIN_B, THREE_DAYS_REPORT, assert_converged,
                                three_days)
+from testkit.targets import Folder, fill
+from testkit.jobs import Job
+from testkit.sourcedata import hourly_key, row, rows_csv
 from xetra import formats
 
 A_0900 = row(ISIN_A, D1, "09:00", (10, 11, 9, 10.5), 100)  # D1's first row in three_days()

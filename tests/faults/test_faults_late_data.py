@@ -1,4 +1,7 @@
-"""Source data published late: a date without hourly objects waits for a later run."""
+"""Source data published late: a date without hourly objects waits for a later run.
+
+`job.max_wait_days` is set far beyond the dates' age here, so the missing date is waiting, not
+overdue (tests/faults/test_faults_overdue.py tests the alarm)."""
 from __future__ import annotations
 
 import pytest
@@ -14,7 +17,8 @@ def late_job(tmp_path, source: Folder | Bucket, target: Folder | Bucket, env=Non
     """A job whose source holds D1 only; returns it with D2's objects, held back."""
     everything = three_days()
     fill(source, {key: data for key, data in everything.items() if key.startswith(D1)})
-    return Job(tmp_path, source, target, endpoint, env=env), \
+    return Job(tmp_path, source, target, endpoint, env=env,
+               job={"max_wait_days": 36500}), \
         {key: data for key, data in everything.items() if key.startswith(D2)}
 
 
@@ -23,7 +27,7 @@ def check_late_date_is_processed_later(job: Job, d2_objects: dict[str, bytes]) -
     first = job.run("--to", D2)
     assert first.code == 0, first
     assert first.summary.startswith(f"dates processed=1 ({D1}..{D1})")
-    assert first.summary.endswith(f"waiting for source data: {D2}")
+    assert first.summary.endswith(f"waiting: {D2}")
     objects = job.target.objects()
     assert [r["source_date"] for r in meta_rows(objects[META_KEY])] == [D1]
     assert report_key(D2) not in objects
@@ -60,7 +64,7 @@ def test_date_with_minute_objects_only_is_not_processed_yet(tmp_path):
     fill(job.source, minute)
     first = job.run("--to", D2)
     assert first.code == 0
-    assert first.summary.endswith(f"waiting for source data: {D2}")
+    assert first.summary.endswith(f"waiting: {D2}")
     assert report_key(D2) not in job.target.objects()
     fill(job.source, late)  # the hourly objects arrive; the minute objects stay
     assert job.run("--to", D2).code == 0

@@ -6,10 +6,10 @@ import datetime as dt
 
 import pytest
 
+from testkit.threedays import D1, D2, D3, ISIN_A, assert_converged, three_days
+from testkit.targets import Bucket, Folder, fill, new_bucket
 from testkit.jobs import Job
 from testkit.sourcedata import HEADER_ONLY, row, rows_csv
-from testkit.targets import Bucket, Folder, fill, new_bucket
-from testkit.threedays import D1, D2, D3, ISIN_A, assert_converged, three_days
 from xetra.formats import is_hourly_object
 
 DAY = dt.date.fromisoformat(D1)

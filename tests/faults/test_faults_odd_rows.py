@@ -11,13 +11,13 @@ import io
 
 import pytest
 
-from testkit.jobs import Job
-from testkit.sourcedata import HEADER, hourly_key, row, rows_csv
-from testkit.targets import Folder, fill
 from testkit.threedays import (D1, D2, D3, ISIN_A, ISIN_B, ISIN_C, THREE_DAYS_REPORT,
                                assert_converged, three_days)
+from testkit.targets import Folder, fill
+from testkit.jobs import Job
+from testkit.sourcedata import HEADER, hourly_key, row, rows_csv
+from xetra.formats import SOURCE_COLUMNS as COLUMNS
 from xetra import formats, transform
-from xetra.formats import SOURCE_COLUMNS
 
 DAY = dt.date.fromisoformat(D1)
 INVALID = None
@@ -172,10 +172,10 @@ def test_quoted_line_breaks_in_a_large_object_lose_no_row(tmp_path, breaks):
 
 
 HEADER_SPELLINGS = {
-    "trailing_blanks": ",".join(name + " " for name in SOURCE_COLUMNS),
+    "trailing_blanks": ",".join(name + " " for name in COLUMNS),
     "leading_blanks_and_tabs": ",".join(("\t" if i % 2 else " ") + name
-                                        for i, name in enumerate(SOURCE_COLUMNS)),
-    "quoted_with_blanks": ",".join(f'" {name} "' for name in SOURCE_COLUMNS),
+                                        for i, name in enumerate(COLUMNS)),
+    "quoted_with_blanks": ",".join(f'" {name} "' for name in COLUMNS),
 }
 
 
@@ -194,7 +194,7 @@ def test_header_names_with_blanks_are_read(tmp_path, kind):
 
 
 @pytest.mark.parametrize("header, problem", [
-    (HEADER.replace(",", ";"), "header lacks required column(s) " + ", ".join(SOURCE_COLUMNS) +
+    (HEADER.replace(",", ";"), "header lacks required column(s) " + ", ".join(COLUMNS) +
      " (unknown name(s): '" + HEADER.replace(",", ";")[:40] + "')\n"),
     (HEADER.replace("ISIN", "Isin"), "header lacks required column(s) ISIN (unknown name(s): "
      "'Isin')\n"),
