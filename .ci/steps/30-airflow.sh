@@ -17,7 +17,7 @@ if ! cmp -s "$pins" "$venv/pins.txt" 2>/dev/null; then
   cp "$pins" "$venv/pins.txt"
 fi
 echo "airflow venv ready after $((SECONDS - started)) s ($("$venv/bin/airflow" version 2>/dev/null | tail -1))"
-project_python="${XETRA_PROJECT_PYTHON:-$(python -m pipenv --py)}"  # runs run.py in the tests
+project_python="${XETRA_PROJECT_PYTHON:-$PWD/.venv/bin/python}"  # runs run.py in the tests
 XETRA_PROJECT_PYTHON="$project_python" timeout 900 "$venv/bin/python" -m pytest \
   tests/test_airflow_dags.py -m airflow -o addopts="" -p no:cacheprovider -q
 echo "airflow step: $(( (SECONDS - started) / 60 )) min $(( (SECONDS - started) % 60 )) s"
