@@ -145,19 +145,20 @@ def test_deadline_after_two_dates_then_the_next_invocation_continues(deployment,
 
 
 def test_default_range_is_the_weekly_run(deployment, sample_dir):
-    """No from/to: the first missing date up to yesterday; dates without source are left."""
+    """No from/to: from the first date up to yesterday. The sample's two dates are processed;
+    the years after them have no source objects, so the invocation ends in the overdue alarm
+    (exit 4), raised after the work is committed."""
     client, target = deployment.client, deployment.target
     raw = yaml.safe_load(deployment.config.read_text())
     raw["job"]["first_date"] = "2017-07-03"
     deployment.config.write_text(yaml.safe_dump(raw))
     deployment.upload_config()
 
-    result = aws_lambda.lambda_handler({}, Context(dates=5))
+    with pytest.raises(aws_lambda.OverdueSourceData,
+                       match=r"overdue source data: 2017-07-05\.\.\d{4}-\d{2}-\d{2} \("):
+        aws_lambda.lambda_handler({}, Context(dates=5))
 
-    # 2017-07-03 and -04 are in the sample; the three dates after have no source objects.
-    assert recorded(client, target) == SAMPLE_DATES[-2:]
-    assert result["deadline_reached"] is True
-    assert result["dates_left"][:3] == ["2017-07-05", "2017-07-06", "2017-07-07"]
+    assert recorded(client, target) == SAMPLE_DATES[-2:]  # 2017-07-03 and -04
     assert_same_report(s3_report(client, target),
                        reference_report(sample_dir, LAST.replace(day=3), LAST))
 

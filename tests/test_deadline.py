@@ -59,7 +59,7 @@ def test_stop_after_two_dates_commits_them_and_the_next_run_continues(tmp_path, 
     # The sample config logs to stdout.
     summary = [line for line in capsys.readouterr().out.splitlines() if "run summary" in line][-1]
     assert "dates processed=2 (2017-06-27..2017-06-28)" in summary
-    assert "dates left for the next run: 6 (2017-06-29..2017-07-04)" in summary
+    assert "dates left for the next run: 2017-06-29..2017-07-04 (6 dates)" in summary
     _, pending, _ = call("--config", SAMPLE_CONFIG, "--to", "2017-07-04", "--target",
                          str(target), "--dry-run")
     assert pending.split() == SAMPLE_DATES[2:]
