@@ -74,15 +74,22 @@ def test_objects_below_a_dates_folder_are_not_read_s3(tmp_path, motoserver):
 
 def test_a_date_with_only_nested_objects_waits(tmp_path):
     """D2 holds only a copy below its folder: it has no hourly objects of its own, so it is
-    treated as a missing date (years old here: overdue, exit 4) instead of being recorded as a
-    day without trades."""
+    never recorded as a day without trades. It waits like a late date (within
+    job.max_wait_days, here a hundred years) and, once overdue (the default 3 days; D2 is
+    years old), is the overdue alarm, exit 4 naming it."""
     objects = {key: data for key, data in three_days().items() if not key.startswith(D2)}
     objects[f"{D2}/backup/{D2}_BINS_XETR09.csv"] = three_days()[f"{D2}/{D2}_BINS_XETR09.csv"]
     source = Folder(tmp_path / "source")
     fill(source, objects)
-    job = Job(tmp_path, source, Folder(tmp_path / "target"))
-    result = job.run("--to", D2)
+    (tmp_path / "waiting").mkdir()
+    waiting = Job(tmp_path / "waiting", source, Folder(tmp_path / "target"),
+                  job={"max_wait_days": 36500})
+    result = waiting.run("--to", D2)
+    assert result.code == 0, result
+    assert result.summary.endswith(f"; waiting: {D2}")
+    assert_converged(waiting.target, [D1])
+    overdue = Job(tmp_path, source, Folder(tmp_path / "target"))
+    result = overdue.run("--to", D2)
     assert result.code == 4, result
-    assert result.summary.endswith(f"overdue: {D2}")
-    assert f"overdue source data: {D2} has no hourly objects" in result.err
-    assert_converged(job.target, [D1])
+    assert result.err.startswith(f"xetra: overdue source data: {D2} has no hourly objects")
+    assert_converged(overdue.target, [D1])
