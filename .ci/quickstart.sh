@@ -2,7 +2,7 @@
 # Print the README's quick-start commands, one per line, exactly as a reader sees them: the
 # command lines of the code block between `<!-- quickstart -->` and `<!-- /quickstart -->` in
 # README.md (comments and blank lines left out). `.ci/quickstart.sh N` prints only the Nth.
-# .ci/run and .ci/steps/90-newcomer.sh run what this prints, so the README cannot drift.
+# .ci/steps/90-newcomer.sh runs what this prints; .ci/run checks its own copy against it.
 set -euo pipefail
 readme="$(dirname "$0")/../README.md"
 mapfile -t lines < <(awk '/^<!-- quickstart/ {on = 1; next} /^<!-- \/quickstart -->/ {on = 0}
