@@ -9,13 +9,8 @@ set -euo pipefail
 cd "$(dirname "$0")/../.."
 started=$SECONDS
 venv=.build/airflow-venv
-pins=deploy/airflow/requirements-test.txt
-if ! cmp -s "$pins" "$venv/pins.txt" 2>/dev/null; then
-  rm -rf "$venv"
-  python3.11 -m venv "$venv"
-  "$venv/bin/pip" install --quiet --disable-pip-version-check -r "$pins"
-  cp "$pins" "$venv/pins.txt"
-fi
+source .ci/lib/pinned-venv.sh
+pinned_venv "$venv" deploy/airflow/requirements-test.txt
 echo "airflow venv ready after $((SECONDS - started)) s ($("$venv/bin/airflow" version 2>/dev/null | tail -1))"
 project_python="${XETRA_PROJECT_PYTHON:-$PWD/.venv/bin/python}"  # runs run.py in the tests
 XETRA_PROJECT_PYTHON="$project_python" timeout 900 "$venv/bin/python" -m pytest \

@@ -7,13 +7,8 @@ set -euo pipefail
 cd "$(dirname "$0")/../.."
 started=$SECONDS
 venv=.build/cfn-lint-venv
-pins=deploy/aws/requirements-lint.txt
-if ! cmp -s "$pins" "$venv/pins.txt" 2>/dev/null; then
-  rm -rf "$venv"
-  python3.11 -m venv "$venv"
-  "$venv/bin/pip" install --quiet --disable-pip-version-check -r "$pins"
-  cp "$pins" "$venv/pins.txt"
-fi
+source .ci/lib/pinned-venv.sh
+pinned_venv "$venv" deploy/aws/requirements-lint.txt
 "$venv/bin/cfn-lint" --version
 "$venv/bin/cfn-lint" deploy/aws/template.yaml
 echo "cfn-lint: deploy/aws/template.yaml clean"
