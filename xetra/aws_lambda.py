@@ -105,9 +105,9 @@ class HandlerSettings:
         waits_text = environ.get(ENV_RETRY_WAIT_SECONDS, ",".join(map(str, DEFAULT_RETRY_WAITS)))
         try:
             waits = tuple(float(part) for part in waits_text.split(",") if part.strip())
-        except ValueError:
+        except ValueError as exc:
             raise ConfigurationError(f"{ENV_RETRY_WAIT_SECONDS}: expected comma-separated seconds, "
-                                     f"got {waits_text!r}") from None
+                                     f"got {waits_text!r}") from exc
         if any(wait < 0 for wait in waits):
             raise ConfigurationError(f"{ENV_RETRY_WAIT_SECONDS}: negative wait in {waits_text!r}")
         return cls(config, margin, waits)
@@ -117,9 +117,9 @@ def _number(environ: Mapping[str, str], name: str, default: str) -> float:
     text = environ.get(name, default)
     try:
         value = float(text)
-    except ValueError:
+    except ValueError as exc:
         raise ConfigurationError(f"{name}: expected a number of seconds, got {text!r}") \
-            from None
+            from exc
     if value < 0:
         raise ConfigurationError(f"{name}: must not be negative, got {text!r}")
     return value
@@ -159,7 +159,7 @@ def event_arguments(event: Any) -> list[str]:
         try:
             parse_date(value, f"event.{key}")
         except ConfigError as exc:
-            raise ConfigurationError(str(exc)) from None
+            raise ConfigurationError(str(exc)) from exc
         arguments += [option, value]
     return arguments
 
@@ -178,9 +178,9 @@ def fetch_config(location: str, folder: Path) -> Path:
         body = boto3.client("s3").get_object(Bucket=bucket, Key=key)["Body"].read()
     except ClientError as exc:
         code = exc.response.get("Error", {}).get("Code", "error")
-        raise ConfigurationError(f"{ENV_CONFIG}: cannot read {location}: {code}") from None
+        raise ConfigurationError(f"{ENV_CONFIG}: cannot read {location}: {code}") from exc
     except BotoCoreError as exc:
-        raise RunFailed(f"{ENV_CONFIG}: cannot read {location}: {exc}") from None
+        raise RunFailed(f"{ENV_CONFIG}: cannot read {location}: {exc}") from exc
     path = folder / "xetra.yml"
     path.write_bytes(body)
     return path

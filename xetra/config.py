@@ -449,6 +449,7 @@ def load_config(path: str | Path) -> AppConfig:
         raise ConfigError(f"--config: {path} is not valid YAML: "
                           f"{str(exc).splitlines()[0]}") from exc
     except RecursionError:
+        # Not chained: the cause is a traceback thousands of frames deep that says nothing more.
         raise ConfigError(f"--config: {path} is nested too deeply") from None
     return config_from_mapping(raw)
 
