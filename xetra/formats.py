@@ -14,6 +14,7 @@ import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
+from xetra import arrow_values as av
 from xetra.errors import SourceFormatError
 
 SOURCE_COLUMNS = ("ISIN", "Mnemonic", "SecurityDesc", "SecurityType", "Currency", "SecurityID",
@@ -197,15 +198,15 @@ def _robustly(read: Callable[[int, str], pa.Table], size: int) -> pa.Table:
 
 def _ascii(values: pa.Array | pa.ChunkedArray) -> pa.Array | pa.ChunkedArray:
     """Raw values as text; values with bytes outside printable ASCII (or tab) become null."""
-    printable = pc.fill_null(pc.match_substring_regex(values, _ASCII_TEXT), False)
-    return pc.cast(pc.if_else(printable, values, pa.scalar(None, values.type)), pa.string())
+    printable = pc.fill_null(pc.match_substring_regex(values, _ASCII_TEXT), av.FALSE)
+    return pc.cast(pc.if_else(printable, values, av.null(values.type)), pa.string())
 
 
 def _only_matching(text: pa.Array | pa.ChunkedArray, pattern: str,
                    target: pa.DataType) -> pa.Array | pa.ChunkedArray:
     """Text values matching `pattern` converted to `target`; everything else becomes null."""
-    matching = pc.fill_null(pc.match_substring_regex(text, pattern), False)
-    return pc.cast(pc.if_else(matching, text, pa.scalar(None, pa.string())), target)
+    matching = pc.fill_null(pc.match_substring_regex(text, pattern), av.FALSE)
+    return pc.cast(pc.if_else(matching, text, av.null(pa.string())), target)
 
 
 def _numbers(column: pa.ChunkedArray) -> pa.ChunkedArray:
@@ -216,15 +217,15 @@ def _numbers(column: pa.ChunkedArray) -> pa.ChunkedArray:
 def _integers(column: pa.ChunkedArray) -> pa.ChunkedArray:
     """Raw volume values as int64 by the rule above; anything else null. Converts each
     distinct value once (a 2021 day holds ~50k distinct volumes in 1.2M rows)."""
-    encoded = pc.dictionary_encode(column.combine_chunks())
+    encoded = pc.dictionary_encode(av.combined(column))
     text = pc.utf8_trim(_ascii(encoded.dictionary), BLANKS)
     # Arrow's cast refuses a plus sign: drop it once the value has matched the rule.
     values = pc.cast(pc.if_else(pc.fill_null(pc.match_substring_regex(text, _SAFE_INTEGER),
-                                             False),
-                                pc.utf8_ltrim(text, "+"), pa.scalar(None, pa.string())),
+                                             av.FALSE),
+                                pc.utf8_ltrim(text, "+"), av.null(pa.string())),
                      pa.int64())
     long = pc.and_(pc.is_null(values),
-                   pc.fill_null(pc.match_substring_regex(text, _INTEGER), False))
+                   pc.fill_null(pc.match_substring_regex(text, _INTEGER), av.FALSE))
     if pc.any(long).as_py():  # 19 digits or more: Python decides what fits in int64
         values = pa.array([int(item) if is_long and _INT64[0] <= int(item) <= _INT64[1]
                            else value for item, is_long, value
