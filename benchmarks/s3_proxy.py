@@ -18,12 +18,13 @@ import logging
 import threading
 import time
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Iterator
 
 logger = logging.getLogger(__name__)
 
 CHUNK = 64 * 1024
+METHODS = (b"GET ", b"PUT ", b"HEAD ", b"POST ", b"DELETE ")
 QUEUED_CHUNKS = 32  # per direction: about 2 MB in flight, like a TCP window
 
 
@@ -34,6 +35,7 @@ class ProxyStats:
     connections: int = 0
     upstream_bytes: int = 0
     downstream_bytes: int = 0
+    requests: list[tuple[float, str]] = field(default_factory=list)  # (time, request line)
 
 
 class LatencyProxy:
@@ -57,6 +59,9 @@ class LatencyProxy:
             try:
                 while True:
                     data = await reader.read(CHUNK)
+                    if not paced and data.startswith(METHODS):
+                        line = data.split(b"\r\n", 1)[0].decode("latin-1")
+                        self.stats.requests.append((time.monotonic(), line))
                     await queue.put((time.monotonic(), data))
                     if not data:
                         return
@@ -100,6 +105,8 @@ class LatencyProxy:
             await asyncio.gather(
                 self._pump(client_reader, server_writer, False, "upstream_bytes"),
                 self._pump(server_reader, client_writer, True, "downstream_bytes"))
+        except asyncio.CancelledError:
+            pass
         finally:
             for writer in (server_writer, client_writer):
                 writer.close()
@@ -132,9 +139,11 @@ class LatencyProxy:
             async def stop() -> None:
                 if self._server is not None:
                     self._server.close()
-                for task in asyncio.all_tasks():
-                    if task is not asyncio.current_task():
-                        task.cancel()
+                tasks = [task for task in asyncio.all_tasks()
+                         if task is not asyncio.current_task()]
+                for task in tasks:
+                    task.cancel()
+                await asyncio.gather(*tasks, return_exceptions=True)
             asyncio.run_coroutine_threadsafe(stop(), loop).result(10)
             loop.call_soon_threadsafe(loop.stop)
             thread.join(10)
