@@ -4,6 +4,14 @@ Each peer runs as its own process (so its peak RSS is its own) and writes one pa
 the report's default column names, sorted by (date, isin):
 
     python -m benchmarks.peers duckdb|polars|pyarrow SOURCE_DIR OUT_FILE FIRST LAST
+    python -m benchmarks.peers duckdb|polars|fetch SOURCE_DIR OUT FIRST LAST --endpoint URL
+
+With `--endpoint` (an S3 endpoint, e.g. the remote-S3 proxy; credentials from the environment)
+the peers read the same objects from the bucket `--bucket` instead of the folder (which only
+names them): DuckDB through its httpfs extension, LOADed from the PyPI package
+`duckdb-extension-httpfs` (benchmarks/make_duckdb_httpfs_venv.sh), polars through its own object
+store, and `fetch` only GETs every object, `--concurrency` at a time (the floor of any job that
+reads them).
 
 The same rules as the job (docs/CONTRACT.md §2): exact duplicate rows count once; a trade has
 TradedVolume > 0 and Currency EUR; open is the StartPrice of the earliest Time, close the
@@ -18,6 +26,8 @@ import argparse
 import datetime as dt
 import os
 import warnings
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from pathlib import Path
 
 LOOKBACK_DAYS = 10
@@ -62,25 +72,69 @@ ORDER BY d.date, d.isin
 """
 
 
-def _non_empty_files(source: Path) -> list[str]:
-    """Hourly objects holding rows (header-only ones are skipped by size, as the job does)."""
-    return sorted(str(path) for path in source.glob(GLOB)
-                  if path.stat().st_size not in HEADER_ONLY_SIZES)
+@dataclass(frozen=True)
+class Remote:
+    """Where the peers read from instead of the folder: an S3 endpoint and bucket."""
+
+    endpoint: str
+    bucket: str
+
+    @property
+    def host(self) -> str:
+        """HOST:PORT of the endpoint."""
+        return self.endpoint.split("://", 1)[-1].rstrip("/")
+
+    def url(self, key: str) -> str:
+        """The s3:// URL of `key`."""
+        return f"s3://{self.bucket}/{key}"
 
 
-def run_duckdb(source: Path, out: Path, first: dt.date, last: dt.date) -> int:
+def _non_empty_files(source: Path, remote: Remote | None = None) -> list[str]:
+    """Hourly objects holding rows (header-only ones are skipped by size, as the job does):
+    paths below `source`, or with `remote` the s3:// URLs of the same keys."""
+    paths = sorted(path for path in source.glob(GLOB)
+                   if path.stat().st_size not in HEADER_ONLY_SIZES)
+    if remote is None:
+        return [str(path) for path in paths]
+    return [remote.url(path.relative_to(source).as_posix()) for path in paths]
+
+
+def _credentials() -> tuple[str, str, str]:
+    """Access key, secret key and region from the environment (as boto3 reads them)."""
+    return (os.environ["AWS_ACCESS_KEY_ID"], os.environ["AWS_SECRET_ACCESS_KEY"],
+            os.environ.get("AWS_DEFAULT_REGION", "us-east-1"))
+
+
+def _duckdb_httpfs(connection, remote: Remote) -> None:
+    """LOAD httpfs from the PyPI package by path (no download) and point it at `remote`."""
+    import duckdb_extension_httpfs  # pylint: disable=import-outside-toplevel,import-error
+    folder = Path(duckdb_extension_httpfs.__path__[0])
+    extension = next(folder.rglob("httpfs.duckdb_extension"))
+    connection.execute("SET autoinstall_known_extensions = false")
+    connection.execute(f"LOAD '{extension}'")
+    key, secret, region = _credentials()
+    connection.execute(f"CREATE SECRET bench (TYPE s3, KEY_ID '{key}', SECRET '{secret}', "
+                       f"REGION '{region}', ENDPOINT '{remote.host}', URL_STYLE 'path', "
+                       f"USE_SSL false)")
+
+
+def run_duckdb(source: Path, out: Path, first: dt.date, last: dt.date,
+               remote: Remote | None = None) -> int:
     """report1 by one DuckDB SQL query; returns its row count."""
     import duckdb  # pylint: disable=import-outside-toplevel
     connection = duckdb.connect()
+    if remote is not None:
+        _duckdb_httpfs(connection, remote)
     with warnings.catch_warnings():  # the extra copy it warns about is of the small result
         warnings.simplefilter("ignore")
-        table = connection.execute(DUCKDB_QUERY, [_non_empty_files(source), LOOKBACK_DAYS,
-                                                  first, last]).to_arrow_table()
+        table = connection.execute(DUCKDB_QUERY, [_non_empty_files(source, remote),
+                                                  LOOKBACK_DAYS, first, last]).to_arrow_table()
     _write(table, out)
     return table.num_rows
 
 
-def run_polars(source: Path, out: Path, first: dt.date, last: dt.date) -> int:
+def run_polars(source: Path, out: Path, first: dt.date, last: dt.date,
+               remote: Remote | None = None) -> int:
     """report1 by one polars lazy query; returns its row count."""
     import polars as pl  # pylint: disable=import-outside-toplevel
     schema = {"ISIN": pl.String, "Mnemonic": pl.String, "SecurityDesc": pl.String,
@@ -89,7 +143,14 @@ def run_polars(source: Path, out: Path, first: dt.date, last: dt.date) -> int:
               "MaxPrice": pl.Float64, "MinPrice": pl.Float64, "EndPrice": pl.Float64,
               "TradedVolume": pl.Int64, "NumberOfTrades": pl.Int64}
     prices = ["StartPrice", "EndPrice", "MinPrice", "MaxPrice"]
-    trades = (pl.scan_csv(_non_empty_files(source), schema=schema)
+    options = None
+    if remote is not None:
+        key, secret, region = _credentials()
+        options = {"aws_endpoint_url": remote.endpoint, "aws_access_key_id": key,
+                   "aws_secret_access_key": secret, "aws_region": region,
+                   "aws_allow_http": "true"}
+    trades = (pl.scan_csv(_non_empty_files(source, remote), schema=schema,
+                          storage_options=options)
               .unique(maintain_order=True)
               .filter((pl.col("TradedVolume") > 0) & (pl.col("Currency") == "EUR")
                       & pl.all_horizontal(pl.col(["ISIN", "Time", *prices]).is_not_null())))
@@ -119,7 +180,8 @@ def run_polars(source: Path, out: Path, first: dt.date, last: dt.date) -> int:
     return table.num_rows
 
 
-def run_pyarrow(source: Path, out: Path, _first: dt.date, _last: dt.date) -> int:
+def run_pyarrow(source: Path, out: Path, _first: dt.date, _last: dt.date,
+                _remote: Remote | None = None) -> int:
     """Only parse every non-empty CSV with pyarrow's defaults (type inference, all columns)."""
     import pyarrow as pa  # pylint: disable=import-outside-toplevel
     import pyarrow.csv as pacsv  # pylint: disable=import-outside-toplevel
@@ -130,13 +192,36 @@ def run_pyarrow(source: Path, out: Path, _first: dt.date, _last: dt.date) -> int
     return rows
 
 
+def run_fetch(source: Path, out: Path, _first: dt.date, _last: dt.date,
+              remote: Remote | None = None, concurrency: int = 8) -> int:
+    """GET every non-empty object from `remote`, `concurrency` at a time, and parse nothing:
+    the fetch floor. Writes and returns the number of bytes read."""
+    import boto3  # pylint: disable=import-outside-toplevel
+    from botocore.config import Config  # pylint: disable=import-outside-toplevel
+    if remote is None:
+        raise SystemExit("fetch needs --endpoint")
+    client = boto3.client("s3", endpoint_url=remote.endpoint,
+                          config=Config(max_pool_connections=concurrency))
+    keys = [url.split("/", 3)[3] for url in _non_empty_files(source, remote)]
+
+    def get(key: str) -> int:
+        return len(client.get_object(Bucket=remote.bucket, Key=key)["Body"].read())
+
+    with ThreadPoolExecutor(concurrency) as pool:
+        total = sum(pool.map(get, keys))
+    import pyarrow as pa  # pylint: disable=import-outside-toplevel
+    _write(pa.table({"bytes": [total]}), out)
+    return total
+
+
 def _write(table, out: Path) -> None:
     import pyarrow.parquet as pq  # pylint: disable=import-outside-toplevel
     out.parent.mkdir(parents=True, exist_ok=True)
     pq.write_table(table, out)
 
 
-PEERS = {"duckdb": run_duckdb, "polars": run_polars, "pyarrow": run_pyarrow}
+PEERS = {"duckdb": run_duckdb, "polars": run_polars, "pyarrow": run_pyarrow,
+         "fetch": run_fetch}
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -147,8 +232,11 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("out", type=Path)
     parser.add_argument("first", type=dt.date.fromisoformat)
     parser.add_argument("last", type=dt.date.fromisoformat)
+    parser.add_argument("--endpoint", help="read from this S3 endpoint instead of the folder")
+    parser.add_argument("--bucket", default="bench-source")
     args = parser.parse_args(argv)
-    rows = PEERS[args.peer](args.source, args.out, args.first, args.last)
+    remote = Remote(args.endpoint, args.bucket) if args.endpoint else None
+    rows = PEERS[args.peer](args.source, args.out, args.first, args.last, remote)
     os.write(1, f"{args.peer}: {rows} rows\n".encode())
 
 

@@ -1,6 +1,6 @@
 """One command: the xetra job against its peers on the same synthetic data, in the same run.
 
-    pipenv run python -m benchmarks.run_benchmark --months 1 --runs 3 [--s3]
+    pipenv run python -m benchmarks.run_benchmark --months 1 --runs 3 [--s3 | --proxy-ms 30]
 
 Generates (or reuses) data under benchmarks/data/, then for each of N repetitions runs, each as
 its own process: the job (run.py, source folder -> report parquet + meta file), a DuckDB query
@@ -8,6 +8,12 @@ and a polars lazy query computing the same report, and a bare pyarrow.csv parse 
 with --s3 also the job reading from and writing to SeaweedFS on 127.0.0.1. Checks that every
 report equals the job's, value for value, and prints a table of data size, rows, wall seconds
 (median), peak RSS (max over runs, the process's own ru_maxrss) and ratios.
+
+With --proxy-ms MS the S3 server is "remote": every S3 contender reads through a proxy on
+127.0.0.1 that adds MS of round trip per request and caps each connection at --proxy-mbps MB/s
+(benchmarks/s3_proxy.py): the job (source and target through it), DuckDB with httpfs (its own
+venv: benchmarks/make_duckdb_httpfs_venv.sh), polars `scan_csv` on s3://, and the fetch floor
+(every non-empty object GET, 8 at a time, nothing parsed). The ratios are then to the fetch floor.
 """
 from __future__ import annotations
 
@@ -29,6 +35,8 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
+from benchmarks import peers as peer_module
+from benchmarks.s3_proxy import latency_proxy
 from testkit import synthetic
 from testkit.config import job_config, write_config
 from testkit.s3servers import empty_bucket, seaweedfs, upload_folder
@@ -37,6 +45,7 @@ HERE = Path(__file__).resolve().parent
 REPO = HERE.parent
 DATA = HERE / "data"
 REPORT_NAME = "xetra_report1"
+DUCKDB_HTTPFS_PYTHON = DATA / "duckdb-httpfs-venv" / "bin" / "python"
 
 
 @dataclass
@@ -155,6 +164,7 @@ class Bench:
         self.results: dict[str, Measured] = {}
         self.reference: pa.Table | None = None
         self.server_cpu: list[float] = []
+        self.versus = "job (local)"  # the ratios' denominator
 
     def _record(self, name: str, seconds: float, cpu: float, peak_kb: int) -> Measured:
         measured = self.results.setdefault(name, Measured(name))
@@ -213,16 +223,45 @@ class Bench:
             (differences(self.reference, job_report(target)) or "= job (local)") + \
             f"; SeaweedFS used {statistics.median(self.server_cpu):.2f} CPU s (median)"
 
-    def peer(self, name: str) -> None:
-        """One run of a peer process."""
+    def peer(self, name: str, remote: tuple[str, dict[str, str]] | None = None,
+             python: str = sys.executable) -> None:
+        """One run of a peer process (reading from S3 through `remote`: endpoint and env)."""
         out = self.work / f"{name}.parquet"
-        seconds, cpu, peak, _ = timed([sys.executable, "-m", "benchmarks.peers", name,
-                                       str(self.data), str(out), str(self.first), str(self.last)])
-        measured = self._record(name, seconds, cpu, peak)
+        command = [python, "-m", "benchmarks.peers", name, str(self.data), str(out),
+                   str(self.first), str(self.last)]
+        label = name
+        if remote is not None:
+            command += ["--endpoint", remote[0], "--bucket", "bench-source"]
+            label = f"{name} (S3 via proxy)"
+        seconds, cpu, peak, _ = timed(command, remote[1] if remote else None)
+        measured = self._record(label, seconds, cpu, peak)
         if name == "pyarrow":
             measured.check = f"{pq.read_table(out)['rows'][0].as_py()} rows parsed"
+        elif name == "fetch":
+            fetched = pq.read_table(out)["bytes"][0].as_py()
+            expected = sum(path.stat().st_size for path in self.data.glob(peer_module.GLOB)
+                           if path.stat().st_size not in peer_module.HEADER_ONLY_SIZES)
+            measured.check = f"{fetched / 1e6:.1f} MB fetched" + \
+                ("" if fetched == expected else f", expected {expected / 1e6:.1f} MB")
         else:
             measured.check = differences(self.reference, pq.read_table(out)) or "= job (local)"
+
+    def job_via(self, name: str, server, endpoint: str, root: Path = REPO) -> None:
+        """The job (of the checkout at `root`) with source and target on `server`, reached
+        through `endpoint` (the proxy); its report downloaded and checked."""
+        self.job(name, "s3://bench-source/", endpoint, server.env(),
+                 lambda: empty_bucket(server, "bench-target"), root)
+        target = self.work / "s3-report"
+        shutil.rmtree(target, ignore_errors=True)
+        client = server.client()
+        for page in client.get_paginator("list_objects_v2").paginate(
+                Bucket="bench-target", Prefix="report1/"):
+            for item in page.get("Contents", []):
+                path = target / item["Key"]
+                path.parent.mkdir(parents=True, exist_ok=True)
+                client.download_file("bench-target", item["Key"], str(path))
+        self.results[name].check = differences(self.reference, job_report(target)) or \
+            "= job (local)"
 
 
 def print_table(bench: Bench, size: tuple[int, int, int], runs: int) -> str:
@@ -231,7 +270,8 @@ def print_table(bench: Bench, size: tuple[int, int, int], runs: int) -> str:
     trading = sum(1 for d in bench.data.iterdir() if d.is_dir() and synthetic.is_trading_day(
         dt.date.fromisoformat(d.name)) and bench.first <= dt.date.fromisoformat(d.name)
         <= bench.last)
-    job = bench.results["job (local)"]
+    job = bench.results[bench.versus]
+    floor = bench.versus != "job (local)"  # with the proxy: times the fetch floor
     lines = [
         f"data: {bench.first}..{bench.last}, {trading} trading days, {objects} objects, "
         f"{data_bytes / 1e6:.0f} MB, {rows:,} rows; median of {runs} run(s); "
@@ -239,15 +279,19 @@ def print_table(bench: Bench, size: tuple[int, int, int], runs: int) -> str:
         f"{os.cpu_count()} cores, Python {platform.python_version()}, pyarrow {pa.__version__}",
         "",
         "| contender | wall s (median) | runs (wall s) | CPU s (median) | peak RSS MB | "
-        "job wall / this | job RSS / this | output check |",
+        f"{'wall / fetch floor' if floor else 'job wall / this'} | "
+        f"{'RSS / fetch floor' if floor else 'job RSS / this'} | output check |",
         "| --- | ---: | --- | ---: | ---: | ---: | ---: | --- |",
     ]
     for measured in bench.results.values():
+        wall, rss = measured.median / job.median, measured.peak_mb / job.peak_mb
+        if not floor:
+            wall, rss = 1 / wall, 1 / rss
         lines.append(
             f"| {measured.name} | {measured.median:.2f} | "
             f"{' '.join(f'{s:.2f}' for s in measured.seconds)} | "
             f"{statistics.median(measured.cpu):.2f} | {measured.peak_mb:.0f} | "
-            f"{job.median / measured.median:.2f} | {job.peak_mb / measured.peak_mb:.2f} | "
+            f"{wall:.2f} | {rss:.2f} | "
             f"{measured.check} |")
     table = "\n".join(lines)
     print(table, flush=True)
@@ -265,6 +309,12 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--seed", type=int, default=2021)
     parser.add_argument("--s3", action="store_true",
                         help="also run the job against SeaweedFS on 127.0.0.1")
+    parser.add_argument("--proxy-ms", type=float, help="run the S3 contenders through a proxy "
+                        "adding this round trip per request (the 'remote S3' benchmark)")
+    parser.add_argument("--proxy-mbps", type=float, default=40.0,
+                        help="the proxy's bandwidth cap per connection, MB/s (0: none)")
+    parser.add_argument("--duckdb-python", type=Path, default=DUCKDB_HTTPFS_PYTHON,
+                        help="python of a venv with duckdb + duckdb-extension-httpfs")
     parser.add_argument("--only", default="job,duckdb,polars,pyarrow",
                         help="comma-separated contenders (the job always runs)")
     parser.add_argument("--save", type=Path, help="append the table to this file")
@@ -282,7 +332,10 @@ def main(argv: list[str] | None = None) -> None:
     peers = [name for name in args.only.split(",") if name in ("duckdb", "polars", "pyarrow")]
     with tempfile.TemporaryDirectory(prefix="xetra-bench-", dir=DATA) as work:
         bench = Bench(data, first, last, Path(work))
-        if args.s3:
+        if args.proxy_ms is not None:
+            run_with_proxy(bench, [name for name in args.only.split(",") if name != "pyarrow"],
+                           args)
+        elif args.s3:
             run_with_s3(bench, peers, args.runs)
         else:
             for _ in range(args.runs):
@@ -318,6 +371,35 @@ def run_with_s3(bench: Bench, peers: list[str], runs: int) -> None:
         print(f"uploaded {count} objects in {time.perf_counter() - started:.1f}s", flush=True)
         for _ in range(runs):
             run_once(bench, peers, lambda: bench.job_from_s3(server, client))
+
+
+def run_with_proxy(bench: Bench, contenders: list[str], args: argparse.Namespace) -> None:
+    """Upload the data to SeaweedFS once; then each repetition runs the job locally (the
+    reference), and the job, the baseline, DuckDB, polars and the fetch floor through the
+    latency proxy."""
+    with seaweedfs() as server:
+        client = server.client()
+        client.create_bucket(Bucket="bench-source")
+        client.create_bucket(Bucket="bench-target")
+        started = time.perf_counter()
+        count = upload_folder(server, "bench-source", bench.data)
+        print(f"uploaded {count} objects in {time.perf_counter() - started:.1f}s", flush=True)
+        with latency_proxy(server.endpoint_url, args.proxy_ms, args.proxy_mbps) as (url, _):
+            remote = (url, server.env())
+            bench.versus = "fetch (S3 via proxy)"
+            for _ in range(args.runs):
+                bench.job()
+                bench.job_via("job (S3 via proxy)", server, url)
+                if args.baseline:
+                    bench.job_via(f"job at {args.baseline.name} (baseline, S3 via proxy)",
+                                  server, url, args.baseline)
+                bench.peer("fetch", remote)
+                if "duckdb" in contenders:
+                    bench.peer("duckdb", remote, str(args.duckdb_python))
+                if "polars" in contenders:
+                    bench.peer("polars", remote)
+                print("  " + ", ".join(f"{m.name} {m.seconds[-1]:.2f}s"
+                                       for m in bench.results.values()), flush=True)
 
 
 if __name__ == "__main__":

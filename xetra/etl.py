@@ -24,6 +24,7 @@ from xetra.formats import (HEADER_ONLY_SIZES, SOURCE_COLUMNS, TRADE_COLUMNS, Par
 from xetra.jobcontrol import Claim, JobControl
 from xetra.meta import MetaEntry, MetaProcess
 from xetra.progress import Progress, format_dates
+from xetra.source_index import SourceIndex
 from xetra.storage import ObjectStore
 from xetra.transform import RowCounts
 
@@ -108,10 +109,11 @@ class SourceReader:
         self.pool = pool
         self.skip_bad_objects = skip_bad_objects
         self.columns = tuple(columns)  # parsed by default: what the report needs
+        self.index = SourceIndex(store)  # a month per LIST, not a date (issue 13)
 
     def hourly_objects(self, day: dt.date):
         """The date's own hourly objects (formats.is_hourly_object), or [] if none yet."""
-        return [info for info in self.store.list_objects(f"{day.isoformat()}/")
+        return [info for info in self.index.objects(day)
                 if formats.is_hourly_object(info.key, day)]
 
     def read_object(self, key: str, columns: Sequence[str] = SOURCE_COLUMNS) -> ParsedSource:
@@ -135,7 +137,7 @@ class SourceReader:
         have none). A folder may still hold no hourly objects (only per-minute ones): reading
         the date then finds none, and it waits like a date without a folder."""
         found = []
-        for name in self.store.list_folders(""):
+        for name in self.index.folders(first, last):
             try:
                 day = dt.date.fromisoformat(name) if len(name) == 10 else None
             except ValueError:

@@ -108,15 +108,22 @@ class LocalStorage:
         return path
 
     def list_objects(self, prefix: str) -> list[ObjectInfo]:
-        """Files below the root whose relative path starts with `prefix`."""
-        base = self._path(prefix.rsplit("/", 1)[0]) if "/" in prefix else self.root
+        """Files below the root whose relative path starts with `prefix`: only the entries of
+        the prefix's folder whose names start with its last part are walked (a month prefix
+        `2021-03` walks that month's date folders, not the whole root)."""
+        folder, _, start = prefix.rpartition("/")
+        base = self._path(folder) if folder else self.root
         if not base.is_dir():
             return []
         found = []
-        for path in base.rglob("*"):
-            key = path.relative_to(self.root).as_posix()
-            if path.is_file() and key.startswith(prefix) and not path.name.startswith(".tmp-"):
-                found.append(ObjectInfo(key, path.stat().st_size))
+        for entry in base.iterdir():
+            if not entry.name.startswith(start):
+                continue
+            for path in (entry.rglob("*") if entry.is_dir() else [entry]):
+                key = path.relative_to(self.root).as_posix()
+                if path.is_file() and key.startswith(prefix) and \
+                        not path.name.startswith(".tmp-"):
+                    found.append(ObjectInfo(key, path.stat().st_size))
         return sorted(found, key=lambda info: info.key)
 
     def list_folders(self, prefix: str = "") -> list[str]:
