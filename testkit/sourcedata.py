@@ -102,3 +102,29 @@ def rows_csv(rows: Iterable[dict[str, str]], columns: Iterable[str] = SOURCE_COL
     for item in rows:
         writer.writerow([item.get(name, "") for name in columns])
     return out.getvalue().encode()
+
+
+# Rows that differ in exactly one source column, for the duplicate tests (docs/CONTRACT.md
+# section 2.8: only rows equal in all 14 fields are duplicates).
+BASE = row("DE0007164600", "2021-05-07", "09:00", ("10.0", "10.5", "9.5", "10.2"), 100)
+# Per source column: a value that differs from BASE's in that column only, with the report
+# that BASE plus that row gives, worked out by hand: {isin: (volume, min, max, open, close)}
+# and the rows counted invalid. Both rows are trades (EUR and USD are the currencies here)
+# except with another Date, which makes the row invalid.
+ONE_COLUMN_DIFFERS = {
+    "ISIN": ("DE0005190003", {"DE0005190003": (100, 9.5, 10.5, 10.0, 10.2),
+                              "DE0007164600": (100, 9.5, 10.5, 10.0, 10.2)}, 0),
+    "Mnemonic": ("OTHR", {"DE0007164600": (200, 9.5, 10.5, 10.0, 10.2)}, 0),
+    "SecurityDesc": ("SOME SHARE, PREF.", {"DE0007164600": (200, 9.5, 10.5, 10.0, 10.2)}, 0),
+    "SecurityType": ("ETF", {"DE0007164600": (200, 9.5, 10.5, 10.0, 10.2)}, 0),
+    "Currency": ("USD", {"DE0007164600": (200, 9.5, 10.5, 10.0, 10.2)}, 0),
+    "SecurityID": ("2504160", {"DE0007164600": (200, 9.5, 10.5, 10.0, 10.2)}, 0),
+    "Date": ("2021-05-06", {"DE0007164600": (100, 9.5, 10.5, 10.0, 10.2)}, 1),
+    "Time": ("09:01", {"DE0007164600": (200, 9.5, 10.5, 10.0, 10.2)}, 0),
+    "StartPrice": ("10.1", {"DE0007164600": (200, 9.5, 10.5, 10.0, 10.2)}, 0),
+    "MaxPrice": ("10.7", {"DE0007164600": (200, 9.5, 10.7, 10.0, 10.2)}, 0),
+    "MinPrice": ("9.4", {"DE0007164600": (200, 9.4, 10.5, 10.0, 10.2)}, 0),
+    "EndPrice": ("10.3", {"DE0007164600": (200, 9.5, 10.5, 10.0, 10.3)}, 0),
+    "TradedVolume": ("40", {"DE0007164600": (140, 9.5, 10.5, 10.0, 10.2)}, 0),
+    "NumberOfTrades": ("2", {"DE0007164600": (200, 9.5, 10.5, 10.0, 10.2)}, 0),
+}

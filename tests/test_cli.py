@@ -5,8 +5,10 @@ import json
 import logging
 
 import pyarrow as pa
+import pyarrow.parquet as pq
 import pytest
 
+from testkit.arrival import expected_rows
 from xetra import cli
 from xetra.config import load_config
 from xetra.errors import ConfigError
@@ -53,13 +55,25 @@ def test_dry_run_prints_pending_dates_and_writes_nothing(tmp_path):
 
 def test_run_then_nothing_to_do(tmp_path):
     target = tmp_path / "out"
-    status, out, _ = call("--config", SAMPLE_CONFIG, "--from", "2017-06-29", "--to",
-                          "2017-06-30", "--target", str(target))
+    args = ("--config", SAMPLE_CONFIG, "--from", "2017-06-29", "--to", "2017-06-30",
+            "--target", str(target))
+    status, out, _ = call(*args)
     assert status == 0 and out == f"report objects under {target}/report1/\n"
-    assert sorted(path.name for path in (target / "report1").iterdir()) == [
-        "xetra_report1_2017-06-29.parquet", "xetra_report1_2017-06-30.parquet"]
-    assert call("--config", SAMPLE_CONFIG, "--from", "2017-06-29", "--to", "2017-06-30",
-                "--target", str(target), "--dry-run")[1] == ""
+    files = sorted(path for path in target.rglob("*") if path.is_file())
+    assert [path.relative_to(target).as_posix() for path in files] == [
+        "meta/report1/xetra_report1_meta_file.csv",
+        "report1/xetra_report1_2017-06-29.parquet", "report1/xetra_report1_2017-06-30.parquet"]
+    before = {path: (path.read_bytes(), path.stat().st_mtime_ns) for path in files}
+    report = pq.read_table(target / "report1" / "xetra_report1_2017-06-30.parquet")
+    wanted = expected_rows("2017-06-30", "2017-06-30")["2017-06-30"]  # the pandas reference
+    assert report.column("isin").to_pylist() == list(wanted["isin"])
+    assert report.column("daily_traded_volume").to_pylist() == \
+        list(wanted["daily_traded_volume"])
+    assert call(*args, "--dry-run")[1] == ""
+    assert call(*args)[0] == 0  # the second run: nothing to do, nothing written
+    assert {path: (path.read_bytes(), path.stat().st_mtime_ns)
+            for path in target.rglob("*") if path.is_file()} == before
+    assert pq.read_table(target / "report1" / "xetra_report1_2017-06-30.parquet").equals(report)
 
 
 @pytest.mark.parametrize("args, status, message", [

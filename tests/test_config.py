@@ -93,6 +93,27 @@ def test_bad_setting_is_named(raw, path, value, message):
     assert message in str(error.value)
 
 
+@pytest.mark.parametrize("value, message", [
+    (0, "must be greater than 0, got 0"),
+    (-3, "must be greater than 0, got -3"),
+    (32, "must be at most 31, got 32"),        # README: 1..31
+    (2.5, "expected int, got float 2.5"),
+    ("x", "expected int, got str 'x'"),
+    (True, "expected int, got a boolean"),
+])
+def test_lookback_days_outside_1_to_31_is_refused(raw, value, message):
+    """A look-back of 0 or less would make every change_prev_closing_% null without a word:
+    refused before any I/O, in one line naming the key."""
+    with pytest.raises(ConfigError) as error:
+        config_from_mapping(edit(raw, "job.lookback_days", value))
+    assert str(error.value) == f"job.lookback_days: {message}"  # one line
+
+
+@pytest.mark.parametrize("value", [1, 31])
+def test_lookback_days_bounds_are_accepted(raw, value):
+    assert config_from_mapping(edit(raw, "job.lookback_days", value)).job.lookback_days == value
+
+
 def test_optional_sections_have_defaults(raw):
     for section in ("report", "meta", "s3"):
         del raw[section]

@@ -2,16 +2,20 @@
 import datetime as dt
 
 import boto3
+import pandas as pd
 import pytest
 from moto import mock_aws
 
 from testkit.config import job_config
 from testkit.localetl import make_etl, report_of
 from testkit.paths import CONFIGS
-from testkit.sourcedata import Bar, bar, write_day, write_no_trading_day
+from testkit.reference import reference_report
+from testkit.sourcedata import (BASE, ONE_COLUMN_DIFFERS, Bar, bar, row, rows_csv, write_day,
+                                write_no_trading_day)
 from xetra import jobcontrol, transform
 from xetra.config import config_from_mapping
-from xetra.errors import LockHeldError, SourceFormatError
+from xetra.errors import LockHeldError, SourceFormatError, StorageError
+from xetra.formats import SOURCE_COLUMNS
 from xetra.etl import PreviousTradingDays, RunSummary, SourceReader, XetraETL
 from xetra.formats import deserialise_table
 from xetra.jobcontrol import RunLock, unlisted_warning
@@ -83,8 +87,14 @@ def test_batch_invariance_one_run_equals_day_by_day(folders, pool, tmp_path):
     for day in (MONDAY, FRIDAY, SATURDAY, SUNDAY):  # even in reverse order, one at a time
         make_etl((folders[0], other_target), pool,
                  first_date="2021-05-07").etl_report1(day, day)
+    reference = reference_report(folders[0], FRIDAY, MONDAY)  # pandas, all rows at once
     for day in (FRIDAY, MONDAY):
         assert report_of(folders[1], day) == report_of(other_target, day)
+        wanted = reference[reference["date"] == day]
+        assert [tuple(item.values()) for item in report_of(folders[1], day)] == [
+            tuple(None if pd.isna(value) else value for value in values)
+            for values in wanted.itertuples(index=False)]
+    assert not (other_target / "report1" / "xetra_report1_2021-05-08.parquet").exists()
 
 
 def test_rerun_processes_nothing_and_weekend_is_recorded_without_object(folders, pool):
@@ -314,3 +324,135 @@ def test_same_minute_trades_are_told_apart_with_all_columns(tmp_path, pool):
     row = report_of(target, day)[0]
     assert (row["opening_price_eur"], row["closing_price_eur"], row["maximum_price_eur"],
             row["daily_traded_volume"]) == (10.0, 12.0, 13.0, 5 + 7 + 7)
+
+
+def etl_with_currencies(folders, pool, first_date, currencies):
+    """An XetraETL from folders[0] to folders[1] whose trades are in `currencies`."""
+    raw = job_config(str(folders[0]), str(folders[1]), base=CONFIGS / "xetra_report1.yml",
+                     job={"first_date": first_date}, report={"currencies": currencies})
+    return XetraETL(LocalStorage(folders[0]), LocalStorage(folders[1], create=True),
+                    config_from_mapping(raw), pool)
+
+
+@pytest.mark.parametrize("column", sorted(ONE_COLUMN_DIFFERS))
+def test_rows_differing_in_one_column_both_reach_the_report(folders, pool, column):
+    """The job's own path (a narrow parse, then the other columns read again for the rows
+    sharing ISIN and Time): two rows equal but in `column` are both trades, an exact copy
+    of either counts once; volumes and prices worked out by hand (testkit/sourcedata.py)."""
+    value, wanted, invalid = ONE_COLUMN_DIFFERS[column]
+    other = {**BASE, column: value}
+    folder = folders[0] / "2021-05-07"
+    folder.mkdir(parents=True)
+    (folder / "2021-05-07_BINS_XETR09.csv").write_bytes(rows_csv([BASE, other, BASE]))
+    (folder / "2021-05-07_BINS_XETR10.csv").write_bytes(rows_csv([other]))
+    etl = etl_with_currencies(folders, pool, "2021-05-07", ["EUR", "USD"])
+    summary = etl.etl_report1(FRIDAY, FRIDAY)
+    assert (summary.counts.rows_read, summary.counts.invalid, summary.counts.duplicate) == \
+        (4, 2 * invalid, 2 - invalid)
+    assert {item["isin"]: (item["daily_traded_volume"], item["minimum_price_eur"],
+                           item["maximum_price_eur"], item["opening_price_eur"],
+                           item["closing_price_eur"])
+            for item in report_of(folders[1], FRIDAY)} == wanted
+
+
+def test_meta_write_that_landed_but_failed_keeps_the_report(folders, pool, monkeypatch):
+    """The meta file's write reaches storage, then the call fails (a lost response): the
+    meta file lists the date, so its report must stay (README: removed "unless a re-read
+    meta file lists the date"); the rerun has nothing to do and the report is intact."""
+    write_weekend_case(folders[0])
+    etl = make_etl(folders, pool, first_date="2021-05-07")
+    meta_key = etl.config.meta.key
+    original = LocalStorage.put_bytes
+    failed = []
+
+    def lands_then_fails(self, key, data, **conditions):
+        etag = original(self, key, data, **conditions)
+        if key == meta_key and not failed:
+            failed.append(key)
+            raise StorageError(f"connection reset after writing {key}")
+        return etag
+
+    monkeypatch.setattr(LocalStorage, "put_bytes", lands_then_fails)
+    with pytest.raises(StorageError, match="connection reset"):
+        etl.etl_report1(FRIDAY, FRIDAY)
+    assert failed == [meta_key]
+    assert FRIDAY in MetaProcess(LocalStorage(folders[1]), etl.config.meta).load().entries
+    # Friday by hand: SAP 99 -> 100 (10 + 5), BMW 50 (1), ZERO 0 (1).
+    wanted = [(BMW, 50.0, 50.0, 1), (SAP, 99.0, 100.0, 15), (ZERO, 0.0, 0.0, 1)]
+
+    def friday():
+        return [(item["isin"], item["opening_price_eur"], item["closing_price_eur"],
+                 item["daily_traded_volume"]) for item in report_of(folders[1], FRIDAY)]
+
+    assert friday() == wanted
+    report = folders[1] / "report1" / "xetra_report1_2021-05-07.parquet"
+    before = report.read_bytes()
+    again = make_etl(folders, pool, first_date="2021-05-07").etl_report1(FRIDAY, FRIDAY)
+    assert not again.processed and not again.report_keys
+    assert report.read_bytes() == before and friday() == wanted
+
+
+def test_meta_write_that_fails_for_good_removes_the_report(folders, pool, monkeypatch):
+    """The counterpart: the write never lands, so the date is not listed and its report is
+    removed (exactly once: no report without its meta entry); the rerun processes it."""
+    write_weekend_case(folders[0])
+    etl = make_etl(folders, pool, first_date="2021-05-07")
+    original = LocalStorage.put_bytes
+
+    def never_lands(self, key, data, **conditions):
+        if key == etl.config.meta.key:
+            raise StorageError(f"cannot write {key}")
+        return original(self, key, data, **conditions)
+
+    monkeypatch.setattr(LocalStorage, "put_bytes", never_lands)
+    with pytest.raises(StorageError, match="cannot write"):
+        etl.etl_report1(FRIDAY, FRIDAY)
+    assert not (folders[1] / "report1" / "xetra_report1_2021-05-07.parquet").exists()
+    monkeypatch.setattr(LocalStorage, "put_bytes", original)
+    assert make_etl(folders, pool, first_date="2021-05-07").etl_report1(
+        FRIDAY, FRIDAY).processed == [FRIDAY]
+    assert [item["daily_traded_volume"] for item in report_of(folders[1], FRIDAY)] == [1, 15, 1]
+
+
+@pytest.mark.parametrize("column", SOURCE_COLUMNS)
+def test_header_lacking_any_column_is_a_bad_object(folders, pool, column):
+    """An hourly object whose header lacks `column` (any of the 14, also one the report does
+    not read) stops the run with one line naming the object and the column; with
+    skip_bad_objects it is skipped and the date's other objects are reported."""
+    write_day(folders[0], FRIDAY, [bar(SAP, "09:00", 99.0, 101.0, 10),
+                                   bar(SAP, "15:29", 101.0, 100.0, 5)])
+    # Two rows sharing ISIN and Time, so the columns the report does not use are read too.
+    rows = [row(BMW, "2021-05-07", "12:00", (50, 51, 49, 50), 3),
+            row(BMW, "2021-05-07", "12:00", (50, 52, 49, 51), 4, SecurityDesc="OTHER")]
+    bad = folders[0] / "2021-05-07" / "2021-05-07_BINS_XETR12.csv"
+    bad.write_bytes(rows_csv(rows, [name for name in SOURCE_COLUMNS if name != column]))
+    etl = make_etl(folders, pool, first_date="2021-05-07")
+    with pytest.raises(SourceFormatError) as error:
+        etl.etl_report1(FRIDAY, FRIDAY)
+    message = str(error.value)
+    assert "\n" not in message and message.startswith(f"{bad}: ")
+    assert f"header lacks required column(s) {column}" in message
+    assert FRIDAY not in etl.meta.load().entries
+    skipping = make_etl(folders, pool, first_date="2021-05-07", skip_bad_objects=True)
+    summary = skipping.etl_report1(FRIDAY, FRIDAY)
+    assert summary.skipped_objects == ["2021-05-07/2021-05-07_BINS_XETR12.csv"]
+    assert [(item["isin"], item["opening_price_eur"], item["closing_price_eur"],
+             item["daily_traded_volume"]) for item in report_of(folders[1], FRIDAY)] == \
+        [(SAP, 99.0, 100.0, 15)]
+
+
+@pytest.mark.parametrize("size, read", [(136, False), (137, False), (135, True), (138, True)])
+def test_only_objects_of_a_header_only_size_are_skipped_unread(folders, pool, size, read):
+    """A header-only hour is 136 bytes (137 with CRLF) in the bucket: an object of that size
+    is skipped without a GET, whatever it holds; one byte less or more is read (this one is
+    not a CSV, so reading it is an error)."""
+    write_day(folders[0], FRIDAY, [bar(SAP, "09:00", 99.0, 101.0, 10)], hours=range(9, 10))
+    odd = folders[0] / "2021-05-07" / "2021-05-07_BINS_XETR11.csv"
+    odd.write_bytes(b"\x00" * size)
+    etl = make_etl(folders, pool, first_date="2021-05-07")
+    if read:
+        with pytest.raises(SourceFormatError, match="2021-05-07_BINS_XETR11.csv: "):
+            etl.etl_report1(FRIDAY, FRIDAY)
+    else:
+        assert etl.etl_report1(FRIDAY, FRIDAY).processed == [FRIDAY]
+        assert [item["daily_traded_volume"] for item in report_of(folders[1], FRIDAY)] == [10]

@@ -21,8 +21,14 @@ def parse(text: str | bytes):
     return formats.parse_source_csv(data, "bucket/key.csv")
 
 
-def test_header_is_136_bytes_like_real_header_only_objects():
-    assert len((HEADER + "\n").encode()) == 136
+def test_header_only_sizes_are_those_of_the_bucket():
+    """The bucket's header-only hours are 136 bytes (docs/CONTRACT.md section 1), 137 with
+    CRLF: exactly those sizes are skipped unread (tests/test_etl.py shows the job does), and
+    both parse as zero rows when read anyway."""
+    assert formats.HEADER_ONLY_SIZES == {136, 137}
+    for data in ((HEADER + "\n").encode(), (HEADER + "\r\n").encode()):
+        assert len(data) in formats.HEADER_ONLY_SIZES
+        assert parse(data).rows_read == 0
 
 
 @pytest.mark.parametrize("row", [REAL_2022_ROW, REAL_2017_ROW])

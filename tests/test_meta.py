@@ -138,9 +138,15 @@ def test_yesterday_is_in_berlin_time():
     assert date_range(D(2021, 5, 9), D(2021, 5, 8)) == []
 
 
-def test_snapshot_dates():
-    assert MetaSnapshot({D(2021, 5, 7): MetaEntry(D(2021, 5, 7), "x")}, None).dates == \
-        {D(2021, 5, 7)}
+def test_snapshot_dates_are_the_dates_of_the_file(meta):
+    """The dates a meta file lists (written out by hand), whatever their order in the file."""
+    meta.store.put_bytes(KEY, (
+        "source_date,datetime_of_processing\n"
+        "2021-05-10,2021-05-11T00:00:00+00:00\n"
+        "2021-05-07,2021-05-11T00:00:00+00:00\n"
+        "2021-05-08,2021-05-11T00:00:00+00:00\n").encode())
+    assert meta.load().dates == {D(2021, 5, 7), D(2021, 5, 8), D(2021, 5, 10)}
+    assert MetaSnapshot({}, None).dates == set()
 
 
 def test_lock_is_exclusive_until_released(store):

@@ -5,9 +5,9 @@ import pandas as pd
 import pyarrow as pa
 import pytest
 
-from testkit.sourcedata import Bar, bar, csv_bytes
+from testkit.sourcedata import BASE, ONE_COLUMN_DIFFERS, Bar, bar, csv_bytes, rows_csv
 from xetra import transform
-from xetra.formats import parse_source_csv
+from xetra.formats import SOURCE_COLUMNS, parse_source_csv
 
 DAY = dt.date(2021, 5, 7)  # a Friday
 
@@ -99,16 +99,16 @@ def test_invalid_rows_are_dropped_and_counted_by_reason():
 
 
 def test_change_to_previous_close_rounded_and_null_cases():
-    bars = [bar("DE0005140008", "10:00", 10.0, 11.0, 1),   # prev 10.0 -> +10.00 %
-            bar("DE0007100000", "10:00", 30.0, 29.0, 1),   # prev 30.0 -> -3.333.. -> -3.33
+    # Given out of ISIN order (and out of time order), so the sort has something to do.
+    bars = [bar("DE000BASF111", "09:00", 7.0, 7.0, 1),     # did not trade before -> null
             bar("DE0007164600", "10:00", 5.0, 5.0, 1),     # prev close 0 -> null
-            bar("DE000BASF111", "10:00", 7.0, 7.0, 1)]     # did not trade before -> null
+            bar("DE0005140008", "11:00", 10.0, 11.0, 1),   # prev 10.0 -> +10.00 %
+            bar("DE0007100000", "08:00", 30.0, 29.0, 1)]   # prev 30.0 -> -3.333.. -> -3.33
     rows = report_rows(bars, closes(DE0005140008=10.0, DE0007100000=30.0, DE0007164600=0.0,
                                     DE000ENER6Y0=12.0))
-    change = {row["isin"]: row["change_prev_closing"] for row in rows}
-    assert change == {"DE0005140008": 10.0, "DE0007100000": -3.33, "DE0007164600": None,
-                      "DE000BASF111": None}
-    assert [row["isin"] for row in rows] == sorted(change)  # sorted by isin
+    assert [(item["isin"], item["change_prev_closing"]) for item in rows] == [
+        ("DE0005140008", 10.0), ("DE0007100000", -3.33), ("DE0007164600", None),
+        ("DE000BASF111", None)]  # sorted by ISIN (written out by hand)
 
 
 def test_no_previous_trading_day_gives_null_change():
@@ -132,12 +132,27 @@ def test_report_schema_types_and_output_names():
     assert renamed.schema.field("Date").type == pa.date32()
 
 
-def test_empty_day_gives_empty_report():
-    table, _ = source([])
+REPORT_TYPES = [("isin", pa.string()), ("date", pa.date32()), ("opening_price", pa.float64()),
+                ("closing_price", pa.float64()), ("minimum_price", pa.float64()),
+                ("maximum_price", pa.float64()), ("daily_traded_volume", pa.int64()),
+                ("change_prev_closing", pa.float64())]  # docs/CONTRACT.md section 2.2
+
+
+@pytest.mark.parametrize("bars", [[], [bar("DE0005140008", "19:30", 9.0, 9.0, 0),
+                                       bar("DE0005140008", "20:00", 9.0, 9.0, 5,
+                                           currency="USD")]])
+def test_empty_day_gives_empty_report(bars):
+    """A day without trades (no rows, or only zero-volume and other-currency rows) gives a
+    report of zero rows with the contract's columns and types."""
+    table, _ = source(bars)
     trades, counts = transform.select_trades(table, DAY, ["EUR"])
-    assert trades.num_rows == 0 and counts.rows_read == 0
-    assert transform.empty_report().num_rows == 0
-    assert transform.daily_summary(trades, DAY).num_rows == 0
+    assert (trades.num_rows, counts.rows_read, counts.zero_volume, counts.other_currency) == \
+        (0, len(bars), len(bars) // 2, len(bars) // 2)
+    for report in (transform.empty_report(),
+                   transform.with_change_to_previous_close(transform.daily_summary(trades, DAY),
+                                                           closes(DE0005140008=9.0))):
+        assert report.num_rows == 0
+        assert [(field.name, field.type) for field in report.schema] == REPORT_TYPES
 
 
 @pytest.mark.parametrize("price", ["1e2", "100", "100.", "+100.0", "100.000000000000000000001"])
@@ -162,3 +177,24 @@ def test_time_order_is_a_stable_sort_of_the_time_strings():
     chunked = pa.chunked_array([times[:3], times[3:]])
     expected = sorted(range(len(times)), key=lambda i: times[i])  # Python's sort is stable
     assert transform._time_order(chunked).to_pylist() == expected  # pylint: disable=W0212
+
+
+def test_every_source_column_has_a_one_column_variant():
+    assert sorted(ONE_COLUMN_DIFFERS) == sorted(SOURCE_COLUMNS)
+
+
+@pytest.mark.parametrize("column", sorted(ONE_COLUMN_DIFFERS))
+def test_rows_differing_in_one_column_both_count_and_exact_copies_once(column):
+    """Two rows equal but in `column` are two trades (their volumes add up); an exact copy
+    of either counts once (docs/CONTRACT.md section 2.8: all 14 fields equal)."""
+    value, wanted, invalid = ONE_COLUMN_DIFFERS[column]
+    other = {**BASE, column: value}
+    data = rows_csv([BASE, other, BASE, other])  # each row twice
+    parsed = parse_source_csv(data, "test.csv")
+    trades, counts = transform.select_trades(parsed.table, DAY, ["EUR", "USD"])
+    assert (counts.rows_read, counts.invalid, counts.duplicate, trades.num_rows) == \
+        (4, 2 * invalid, 2 - invalid, 2 - invalid)
+    summary = transform.daily_summary(trades, DAY).to_pylist()
+    assert {item["isin"]: (item["daily_traded_volume"], item["minimum_price"],
+                           item["maximum_price"], item["opening_price"], item["closing_price"])
+            for item in summary} == wanted
