@@ -112,7 +112,8 @@ def header_names(data: bytes, where: str) -> list[str]:
                                 f"CSV header")
     if data[:2] == b"\x1f\x8b":
         raise SourceFormatError(f"{where}: gzip-compressed data, not a CSV")
-    first_line = data.split(b"\n", 1)[0].removeprefix(codecs.BOM_UTF8).rstrip(b"\r")
+    end = data.find(b"\n")  # not split(): that copies the whole object (~0.2 ms each)
+    first_line = (data if end < 0 else data[:end]).removeprefix(codecs.BOM_UTF8).rstrip(b"\r")
     try:
         header = next(csv.reader([first_line.decode("utf-8")]))
     except (UnicodeDecodeError, csv.Error, StopIteration) as exc:
@@ -240,7 +241,11 @@ def _volumes(column: pa.ChunkedArray) -> pa.ChunkedArray:
     """Volume text as int64 by the rule above: Arrow's cast when it can decide every value
     (no x anywhere, and it refuses none), else _integers()."""
     text = av.combined(column)
-    if not pc.any(pc.match_substring(text, "x", ignore_case=True)).as_py():
+    # The values' bytes, searched at once (4 us; a match per value is ~1 ms an object). The
+    # buffer may hold bytes of values outside a sliced array: at worst the rule decides.
+    data = text.buffers()[2] if len(text) else None
+    raw = b"" if data is None else data.to_pybytes()
+    if b"x" not in raw and b"X" not in raw:
         try:
             return pa.chunked_array([pc.cast(text, pa.int64())], pa.int64())
         except pa.ArrowInvalid:
