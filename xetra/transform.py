@@ -85,8 +85,8 @@ def _matches_per_value(column: pa.ChunkedArray | pa.DictionaryArray, pattern: st
 
 
 def _small_codes(ranks: np.ndarray) -> np.ndarray:
-    """Ranks in the smallest unsigned type that holds them: numpy sorts 16-bit integers
-    stably in linear time (radix sort)."""
+    """Ranks or codes (>= 0) in the smallest unsigned type that holds them: numpy sorts 16-bit
+    integers stably in linear time (radix sort)."""
     top = int(ranks.max()) if len(ranks) else 0
     return ranks.astype(np.uint16 if top < 1 << 16 else np.uint32 if top < 1 << 32 else
                         np.uint64)
@@ -99,11 +99,17 @@ def _ranks(encoded: pa.DictionaryArray) -> np.ndarray:
     return _small_codes(ranks)[av.to_numpy(encoded.indices, np.int32)]
 
 
+def _lexical_order(major: np.ndarray, minor: np.ndarray) -> np.ndarray:
+    """Positions sorted by `major`, then `minor`, stable: two linear radix passes when both
+    hold small unsigned integers."""
+    by_minor = np.argsort(minor, kind="stable")
+    return by_minor[np.argsort(major[by_minor], kind="stable")]
+
+
 def _isin_time_order(isins: pa.DictionaryArray, times: pa.DictionaryArray) -> np.ndarray:
     """Row positions sorted by ISIN, then Time, stable (rows in the same ISIN and minute keep
-    their order): two linear radix passes over small integer ranks, no string compared."""
-    by_time = np.argsort(_ranks(times), kind="stable")
-    return by_time[np.argsort(_ranks(isins)[by_time], kind="stable")]
+    their order): radix passes over small integer ranks, no string compared."""
+    return _lexical_order(_ranks(isins), _ranks(times))
 
 
 def _time_order(time: pa.ChunkedArray) -> pa.Array:
@@ -174,21 +180,22 @@ def _sharing_isin_and_time(table: pa.Table, among: pa.Array | None = None,
                            ) -> pa.Array | None:
     """Per row, whether another row (of those `among`, default all; their ISIN and Time are
     not null) has the same ISIN and Time: only such rows can be exact duplicates. None when no
-    two do. One integer per row (ISIN code * distinct times + Time code), sorted by numpy and
-    compared with its neighbour, instead of grouping by two string columns. `encoded`: the
+    two do. The rows' ISIN and Time codes, sorted (two radix passes) and compared with their
+    neighbours, instead of grouping by two string columns. `encoded`: the
     ISIN and Time columns already dictionary-encoded."""
     if table.num_rows < 2:
         return None
     isins, times = encoded or (_dictionary(table["ISIN"]), _dictionary(table["Time"]))
     if isinstance(among, pa.ChunkedArray):
         among = av.combined(among)
-    isin_codes = av.to_numpy(isins.indices, np.int32).astype(np.int64)
-    time_codes = av.to_numpy(times.indices, np.int32)
+    isin_codes = _small_codes(av.to_numpy(isins.indices, np.int32))
+    time_codes = _small_codes(av.to_numpy(times.indices, np.int32))
     if among is not None:
         rows = av.to_numpy(pc.indices_nonzero(among), np.uint64)
         isin_codes, time_codes = isin_codes[rows], time_codes[rows]
-    keys = np.sort(isin_codes * len(times.dictionary) + time_codes)
-    if not np.any(keys[1:] == keys[:-1]):
+    order = _lexical_order(isin_codes, time_codes)
+    isin_codes, time_codes = isin_codes[order], time_codes[order]
+    if not np.any((isin_codes[1:] == isin_codes[:-1]) & (time_codes[1:] == time_codes[:-1])):
         return None
     # Rare: some rows share ISIN and Time. Which ones, by Arrow's hashing (nulls stay null).
     key = pc.add(pc.multiply(pc.cast(isins.indices, pa.int64()), av.int64(len(times.dictionary))),
