@@ -127,3 +127,18 @@ def test_which_rows_become_trades():
                                  "test object").table
         trades, counts = transform.select_trades(table, DAY, ["EUR"])
         assert (trades.num_rows, counts.invalid) == ((1, 0) if is_trade else (0, 1)), price
+
+
+def test_a_slice_is_read_by_the_rule_whatever_its_buffer_holds_beside_it():
+    whole = pa.array(["0x10", "5", "+6", "0X7", "8"], pa.string())
+    for start, length in ((1, 1), (1, 2), (0, 2), (2, 3), (4, 1), (5, 0)):
+        values = whole.to_pylist()[start:start + length]
+        parsed = formats._volumes(pa.chunked_array([whole.slice(start, length)], pa.string()))
+        assert parsed.to_pylist() == [rule(value) for value in values], (start, length)
+
+
+def test_header_is_found_without_a_line_end_too():
+    header = ",".join(SOURCE_COLUMNS).encode()
+    assert formats.header_names(header, "x") == list(SOURCE_COLUMNS)
+    assert formats.header_names(b"\xef\xbb\xbf" + header + b"\r\nrow", "x") == \
+        list(SOURCE_COLUMNS)

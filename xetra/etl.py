@@ -371,6 +371,8 @@ class XetraETL:
         new date, commits the ones done and lists the rest in `summary.left`.
         """
         started = time.monotonic()
+        if self.config.report.format == "parquet":
+            formats.start_parquet_import()
         summary = RunSummary(max_wait_days=self.config.job.max_wait_days)
         folders = set(self.reader.dates_with_hourly_objects(first, last))
         self.warn_accepted_with_data(first, last, folders)

@@ -47,7 +47,6 @@ from contextlib import contextmanager
 from typing import Callable, Iterator
 
 import pyarrow as pa
-import pyarrow.parquet as pq
 
 from xetra import formats
 from xetra.catchup import ACCEPTED_MISSING, StaleDate, stale_dates
@@ -109,6 +108,7 @@ class ReportObjects:
         data = self.target.get_bytes(key)
         if self.settings.format == "parquet":
             # The footer only: pq.read_table would start the dataset machinery for a count.
+            pq = formats.parquet()
             return pq.ParquetFile(io.BytesIO(data)).metadata.num_rows
         return formats.deserialise_table(data, self.settings.format).num_rows
 
