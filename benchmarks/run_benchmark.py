@@ -69,8 +69,8 @@ class Measured:
         return max(self.peak_kb) / 1024
 
 
-def timed(command: list[str], env: dict[str, str] | None = None,
-          cwd: Path = REPO) -> tuple[float, float, int, str]:
+def timed(command: list[str], env: dict[str, str] | None = None, cwd: Path = REPO,
+          accept: tuple[int, ...] = (0,)) -> tuple[float, float, int, str]:
     """Run `command`; wall and CPU (user + system) seconds, peak RSS in KB of the process
     (ru_maxrss), and its output.
 
@@ -86,7 +86,7 @@ def timed(command: list[str], env: dict[str, str] | None = None,
         process.returncode = os.waitstatus_to_exitcode(status)
         output.seek(0)
         text = output.read().decode(errors="replace")
-    if process.returncode != 0:
+    if process.returncode not in accept:
         raise RuntimeError(f"{' '.join(command)} failed ({process.returncode}):\n{text[-3000:]}")
     return seconds, usage.ru_utime + usage.ru_stime, usage.ru_maxrss, text
 
@@ -246,11 +246,29 @@ class Bench:
         else:
             measured.check = differences(self.reference, pq.read_table(out)) or "= job (local)"
 
-    def job_via(self, name: str, server, endpoint: str, root: Path = REPO) -> None:
-        """The job (of the checkout at `root`) with source and target on `server`, reached
-        through `endpoint` (the proxy); its report downloaded and checked."""
-        self.job(name, "s3://bench-source/", endpoint, server.env(),
-                 lambda: empty_bucket(server, "bench-target"), root)
+    def job_over(self, name: str, server, endpoint: str, since: dt.date,
+                 dry_run: bool = False, root: Path = REPO) -> None:
+        """run.py from `since` (years before the data) to the range's end, source and target
+        through `endpoint`: most dates have no source, so the run lists much and reads little.
+        Exit status 4 (those dates are overdue) is expected. A dry run's check is the number
+        of dates it names; a real run's, its report against the reference."""
+        empty_bucket(server, "bench-target")
+        config = bench_config(self.work / "job.yml", "s3://bench-source/", "s3://bench-target/",
+                              since, endpoint)
+        command = [sys.executable, "run.py", "--config", str(config), "--from", str(since),
+                   "--to", str(self.last)] + (["--dry-run"] if dry_run else [])
+        seconds, cpu, peak, output = timed(command, server.env(), root, accept=(0, 4))
+        measured = self._record(name, seconds, cpu, peak)
+        if dry_run:
+            named = [line for line in output.splitlines() if len(line) == 10 and
+                     line[:4].isdigit()]
+            measured.check = f"{len(named)} dates would be processed"
+            return
+        measured.check = differences(self.reference, self.s3_report(server)) or \
+            "= job (local)"
+
+    def s3_report(self, server) -> pa.Table:
+        """The report objects the job wrote to the target bucket, downloaded and concatenated."""
         target = self.work / "s3-report"
         shutil.rmtree(target, ignore_errors=True)
         client = server.client()
@@ -260,7 +278,14 @@ class Bench:
                 path = target / item["Key"]
                 path.parent.mkdir(parents=True, exist_ok=True)
                 client.download_file("bench-target", item["Key"], str(path))
-        self.results[name].check = differences(self.reference, job_report(target)) or \
+        return job_report(target)
+
+    def job_via(self, name: str, server, endpoint: str, root: Path = REPO) -> None:
+        """The job (of the checkout at `root`) with source and target on `server`, reached
+        through `endpoint` (the proxy); its report downloaded and checked."""
+        self.job(name, "s3://bench-source/", endpoint, server.env(),
+                 lambda: empty_bucket(server, "bench-target"), root)
+        self.results[name].check = differences(self.reference, self.s3_report(server)) or \
             "= job (local)"
 
 
@@ -315,6 +340,10 @@ def main(argv: list[str] | None = None) -> None:
                         help="the proxy's bandwidth cap per connection, MB/s (0: none)")
     parser.add_argument("--duckdb-python", type=Path, default=DUCKDB_HTTPFS_PYTHON,
                         help="python of a venv with duckdb + duckdb-extension-httpfs")
+    parser.add_argument("--since", type=dt.date.fromisoformat,
+                        help="with --proxy-ms: instead of the peers, run the job (and the "
+                        "baseline) --dry-run and for real from this date (e.g. five years "
+                        "before the data) to the end of the data: the listing benchmark")
     parser.add_argument("--only", default="job,duckdb,polars,pyarrow",
                         help="comma-separated contenders (the job always runs)")
     parser.add_argument("--save", type=Path, help="append the table to this file")
@@ -389,6 +418,9 @@ def run_with_proxy(bench: Bench, contenders: list[str], args: argparse.Namespace
             bench.versus = "fetch (S3 via proxy)"
             for _ in range(args.runs):
                 bench.job()
+                if args.since:
+                    run_since(bench, server, url, args)
+                    continue
                 bench.job_via("job (S3 via proxy)", server, url)
                 if args.baseline:
                     bench.job_via(f"job at {args.baseline.name} (baseline, S3 via proxy)",
@@ -400,6 +432,20 @@ def run_with_proxy(bench: Bench, contenders: list[str], args: argparse.Namespace
                     bench.peer("polars", remote)
                 print("  " + ", ".join(f"{m.name} {m.seconds[-1]:.2f}s"
                                        for m in bench.results.values()), flush=True)
+
+
+def run_since(bench: Bench, server, url: str, args: argparse.Namespace) -> None:
+    """The listing benchmark's repetition: dry run and real run from `args.since`, this
+    checkout and the baseline."""
+    checkouts = [("job", REPO)] + ([(f"job at {args.baseline.name} (baseline)", args.baseline)]
+                                   if args.baseline else [])
+    for dry_run in (True, False):
+        for label, root in checkouts:
+            bench.job_over(f"{label}{' --dry-run' if dry_run else ''} from {args.since}",
+                           server, url, args.since, dry_run, root)
+    bench.versus = bench.versus if bench.versus in bench.results else "job (local)"
+    print("  " + ", ".join(f"{m.name} {m.seconds[-1]:.2f}s" for m in bench.results.values()),
+          flush=True)
 
 
 if __name__ == "__main__":

@@ -23,7 +23,7 @@ from typing import Iterator
 
 logger = logging.getLogger(__name__)
 
-CHUNK = 64 * 1024
+CHUNK = 256 * 1024
 METHODS = (b"GET ", b"PUT ", b"HEAD ", b"POST ", b"DELETE ")
 QUEUED_CHUNKS = 32  # per direction: about 2 MB in flight, like a TCP window
 
@@ -48,6 +48,7 @@ class LatencyProxy:
         self.stats = ProxyStats()
         self.port = 0
         self._loop: asyncio.AbstractEventLoop | None = None
+        self._tasks: set[asyncio.Task] = set()  # strong references: the loop keeps weak ones
         self._server: asyncio.base_events.Server | None = None
 
     async def _pump(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter,
@@ -69,6 +70,8 @@ class LatencyProxy:
                 await queue.put((time.monotonic(), b""))
 
         receiving = asyncio.ensure_future(receive())
+        self._tasks.add(receiving)
+        receiving.add_done_callback(self._tasks.discard)
         free_at = 0.0
         try:
             while True:
@@ -94,6 +97,10 @@ class LatencyProxy:
     async def _handle(self, client_reader: asyncio.StreamReader,
                       client_writer: asyncio.StreamWriter) -> None:
         self.stats.connections += 1
+        handling = asyncio.current_task()
+        if handling is not None:
+            self._tasks.add(handling)
+            handling.add_done_callback(self._tasks.discard)
         try:
             await asyncio.sleep(2 * self.half_delay)  # the handshake's round trip
             server_reader, server_writer = await asyncio.open_connection(*self.upstream)

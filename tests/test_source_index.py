@@ -13,6 +13,7 @@ from testkit.sourcedata import bar, write_day, write_no_trading_day
 from xetra.config import S3ClientSettings, StorageLocation
 from xetra.s3 import S3BucketConnector
 from xetra.source_index import SourceIndex, group_by_date, month_of
+from xetra.errors import StorageError
 from xetra.storage import LocalStorage, ObjectInfo
 
 # Keys of a source bucket around a month boundary, and keys no date folder holds.
@@ -193,3 +194,22 @@ def test_a_run_over_five_years_lists_per_month_not_per_date(tmp_path):
     assert sorted(counting.prefixes) == ["2021-02", "2021-03"]
     assert summary.report_rows == 4  # 2021-02-26 and the three March dates
     assert summary.processed[0] == dt.date(2021, 2, 26)
+
+
+def test_a_failed_listing_fails_every_date_of_the_month_once(tmp_path):
+    """A month whose LIST fails (after the client's retries) fails each of its dates with that
+    error, without listing again until max_age has passed."""
+    calls = []
+
+    class Failing(LocalStorage):
+        """A folder whose listing fails."""
+
+        def list_objects(self, prefix):
+            calls.append(prefix)
+            raise StorageError(f"cannot list {prefix}: SlowDown")
+
+    index = SourceIndex(Failing(tmp_path))
+    for day in (1, 2):
+        with pytest.raises(StorageError, match="cannot list 2021-03: SlowDown"):
+            index.objects(dt.date(2021, 3, day))
+    assert calls == ["2021-03"]

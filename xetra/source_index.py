@@ -81,9 +81,8 @@ class SourceIndex:
         try:
             future.set_result(group_by_date(self.store.list_objects(month)))
         except BaseException as exc:  # pylint: disable=broad-except  # raised by result()
-            with self._lock:
-                if self._months.get(month, (0, None))[1] is future:
-                    del self._months[month]  # the next ask lists again
+            # Kept like a listing: every date of the month fails with this one error (after
+            # the client's retries) until max_age, rather than each date retrying again.
             future.set_exception(exc)
 
     def objects(self, day: dt.date) -> list[ObjectInfo]:

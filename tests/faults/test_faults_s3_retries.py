@@ -36,9 +36,10 @@ def job(motoserver, proxy, tmp_path) -> Job:
 
 def where(job: Job, op: str) -> str:
     """The part of the request path the fault matches: one source object of D2 (GET), the
-    listing of D2's source objects (LIST), the report object of D2 (PUT)."""
+    listing of D2's source objects (LIST: its month's, as the source index lists), the report
+    object of D2 (PUT)."""
     return {"GET": f"{job.source.name}/{D2}/{D2}_BINS_XETR09.csv",
-            "LIST": f"{job.source.name}?list-type=2&prefix={D2}",
+            "LIST": f"{job.source.name}?list-type=2&prefix={D2[:7]}&",
             "PUT": f"{job.target.name}/{report_key(D2)}"}[op]
 
 
@@ -101,7 +102,7 @@ def test_persistent_fault_fails_clearly_and_leaves_the_target_as_it_was(job, pro
     lines = result.err.splitlines()
     assert len(lines) == 1
     object_url = {"GET": f"s3://{job.source.name}/{D2}/{D2}_BINS_XETR09.csv",
-                  "LIST": f"s3://{job.source.name}/{D2}/",
+                  "LIST": f"s3://{job.source.name}/{D2[:7]}",  # its month
                   "PUT": f"s3://{job.target.name}/{report_key(D2)}"}[op]
     assert lines[0].startswith(f"xetra: run failed: {ACTIONS[op]} {object_url}: ")
     assert PERSISTENT_MESSAGES[kind] in lines[0]
