@@ -12,6 +12,7 @@ from testkit.sourcedata import bar, csv_bytes
 from xetra.config import S3ClientSettings, StorageLocation
 from xetra.errors import ObjectNotFound, PreconditionFailed, StorageError
 from xetra.formats import deserialise_table, parse_source_csv, serialise_table
+from xetra import storage
 from xetra.s3 import S3BucketConnector
 from xetra.storage import LocalStorage, ObjectInfo, etag_of
 
@@ -181,3 +182,91 @@ def test_local_storage_fsyncs_the_file_then_the_folder_after_the_rename(local_st
     monkeypatch.setattr(os, "fsync", recording_fsync)
     local_store.put_bytes("meta/m.csv", b"a")
     assert synced == [("file", False), ("folder", True)]
+
+
+def test_local_describe_keeps_a_folder_slash(local_store):
+    root = str(local_store.root)
+    assert local_store.describe("report1/") == f"{root}/report1/"
+    assert local_store.describe("report1/a.csv") == f"{root}/report1/a.csv"
+
+
+def test_local_check_access_creates_nested_folders_once_and_names_a_failure(tmp_path):
+    nested = LocalStorage(tmp_path / "x" / "y", create=True)
+    nested.check_access()
+    nested.check_access()  # already there: fine
+    assert (tmp_path / "x" / "y").is_dir()
+    (tmp_path / "file").write_text("not a folder")
+    with pytest.raises(StorageError) as error:
+        LocalStorage(tmp_path / "file" / "sub", create=True).check_access()
+    assert str(error.value) == f"cannot create folder {tmp_path / 'file' / 'sub'}: " \
+                               "Not a directory"
+
+
+def test_local_absolute_key_inside_the_root_is_refused(local_store):
+    local_store.put_bytes("a.txt", b"x")
+    with pytest.raises(StorageError, match="escapes the folder"):
+        local_store.get_bytes(str(local_store.root / "a.txt"))
+    with pytest.raises(StorageError, match="escapes the folder"):
+        local_store.list_objects("../outside/")
+
+
+def test_local_list_objects_by_any_prefix_without_temporary_files(local_store):
+    for key in ("x/y/z1.csv", "x/y/z/w.csv", "x/yy.csv", "x/y/.tmp-0123abcd", "top.csv"):
+        (local_store.root / key).parent.mkdir(parents=True, exist_ok=True)
+        (local_store.root / key).write_bytes(b"12345")
+    assert local_store.list_objects("x/y/z") == [ObjectInfo("x/y/z/w.csv", 5),
+                                                 ObjectInfo("x/y/z1.csv", 5)]
+    assert [info.key for info in local_store.list_objects("x/y/")] == ["x/y/z/w.csv",
+                                                                      "x/y/z1.csv"]
+    assert [info.key for info in local_store.list_objects("")] == [
+        "top.csv", "x/y/z/w.csv", "x/y/z1.csv", "x/yy.csv"]
+
+
+def test_local_list_folders_of_the_root_and_of_a_prefix(local_store):
+    for key in ("a/b/c.csv", "a/d/e.csv", "f/g.csv", "top.csv"):
+        local_store.put_bytes(key, b"1")
+    assert local_store.list_folders() == ["a", "f"]
+    assert local_store.list_folders("a/") == ["b", "d"]
+    assert local_store.list_folders("missing/") == []
+
+
+def test_local_read_and_write_errors_name_the_path(local_store):
+    local_store.put_bytes("d/x.csv", b"1")
+    root = local_store.root
+    with pytest.raises(StorageError) as error:
+        local_store.get_bytes("d")
+    assert str(error.value) == f"cannot read {root}/d: Is a directory"
+    with pytest.raises(StorageError) as error:
+        local_store.put_bytes("d", b"2")
+    assert str(error.value) == f"cannot write {root}/d: Is a directory"
+
+
+def test_local_precondition_failures_name_the_path(local_store):
+    local_store.put_bytes("meta/m.csv", b"a")
+    where = f"{local_store.root}/meta/m.csv"
+    with pytest.raises(PreconditionFailed) as error:
+        local_store.put_bytes("meta/m.csv", b"b", if_none_match=True)
+    assert str(error.value) == f"{where} already exists"
+    with pytest.raises(PreconditionFailed) as error:
+        local_store.put_bytes("meta/m.csv", b"b", if_match=etag_of(b"not a"))
+    assert str(error.value) == f"{where} changed since it was read"
+    assert local_store.get_bytes("meta/m.csv") == b"a"
+
+
+def test_local_put_removes_temporary_files_a_killed_writer_left(local_store):
+    stale = local_store.root / "meta" / ".tmp-00112233deadbeef"
+    stale.parent.mkdir()
+    stale.write_bytes(b"half a meta file")
+    local_store.put_bytes("meta/m.csv", b"a")
+    assert sorted(path.name for path in stale.parent.iterdir()) == ["m.csv"]
+
+
+def test_new_temp_file_never_opens_an_existing_file(tmp_path, monkeypatch):
+    """A name already taken (two random names alike) is skipped, never written into."""
+    (tmp_path / ".tmp-aaaa").write_bytes(b"another writer's")
+    names = iter(["aaaa", "bbbb"])
+    monkeypatch.setattr(storage.secrets, "token_hex", lambda _size: next(names))
+    handle, path = storage.new_temp_file(tmp_path)
+    os.close(handle)
+    assert path == tmp_path / ".tmp-bbbb"
+    assert (tmp_path / ".tmp-aaaa").read_bytes() == b"another writer's"
