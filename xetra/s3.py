@@ -28,6 +28,16 @@ def _http_status(exc: BaseException | None) -> int | None:
     return None
 
 
+def send_body_at_once(request, **_) -> None:
+    """Drop botocore's `Expect: 100-continue` from a PUT: with it the body waits for the
+    server's "100 Continue", one round trip more per PUT (30 ms to a remote region; measured
+    through the benchmark's 30 ms proxy: 74 ms a PUT with it, 38 ms without). The job's PUTs
+    are reports and meta files, small enough to send even when the server refuses them (a 412
+    on a conditional write): each date's commit is a report PUT and a meta PUT in series."""
+    if "Expect" in request.headers:
+        del request.headers["Expect"]
+
+
 class S3BucketConnector:
     """One bucket (and key prefix) on S3 or an S3-compatible server.
 
@@ -52,6 +62,7 @@ class S3BucketConnector:
         session = boto3.session.Session()
         self.client = session.client("s3", endpoint_url=location.endpoint_url,
                                      region_name=location.region, config=client_config)
+        self.client.meta.events.register("before-sign.s3.PutObject", send_body_at_once)
 
     def describe(self, key: str = "") -> str:
         """The s3:// URL of `key`."""
