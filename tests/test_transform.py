@@ -256,8 +256,9 @@ def test_a_trade_and_a_non_trade_in_one_minute_need_no_other_columns():
     trades, counts = transform.select_trades(narrow, DAY, ["EUR"])  # no NeedsAllColumns
     assert (trades.num_rows, counts.zero_volume, counts.other_currency, counts.invalid,
             counts.duplicate) == (1, 1, 1, 1, 0)
-    with pytest.raises(transform.NeedsAllColumns):
+    with pytest.raises(transform.NeedsAllColumns) as needed:
         transform.select_trades(narrow, DAY, ["EUR", "USD"])  # now two trades share it
+    assert needed.value.rows.to_pylist() == [0, 2]  # those two trades only, not the others
 
 
 def test_trade_hours_are_the_utc_hours_with_trades():
