@@ -206,8 +206,9 @@ def test_local_absolute_key_inside_the_root_is_refused(local_store):
     local_store.put_bytes("a.txt", b"x")
     with pytest.raises(StorageError, match="escapes the folder"):
         local_store.get_bytes(str(local_store.root / "a.txt"))
-    with pytest.raises(StorageError, match="escapes the folder"):
-        local_store.list_objects("../outside/")
+    for prefix in ("../outside/", "a/../../outside/", "a/../../"):
+        with pytest.raises(StorageError, match="escapes the folder"):
+            local_store.list_objects(prefix)
 
 
 def test_local_list_objects_by_any_prefix_without_temporary_files(local_store):

@@ -7,7 +7,7 @@ import pytest
 
 from testkit.sourcedata import BASE, ONE_COLUMN_DIFFERS, Bar, bar, csv_bytes, rows_csv
 from xetra import transform
-from xetra.formats import SOURCE_COLUMNS, parse_source_csv
+from xetra.formats import SOURCE_COLUMNS, TRADE_COLUMNS, parse_source_csv
 
 DAY = dt.date(2021, 5, 7)  # a Friday
 
@@ -198,3 +198,71 @@ def test_rows_differing_in_one_column_both_count_and_exact_copies_once(column):
     assert {item["isin"]: (item["daily_traded_volume"], item["minimum_price"],
                            item["maximum_price"], item["opening_price"], item["closing_price"])
             for item in summary} == wanted
+
+
+def test_invalid_rows_are_counted_under_the_first_check_they_fail_most_common_first():
+    """Reasons and counts worked out by hand: a row failing two checks counts under the first
+    (ISIN, Date, Time, the prices, TradedVolume), malformed lines under their own reason."""
+    def line(isin="DE0005140008", time="09:00", start="10.0", volume="5", day=None):
+        return Bar(isin, time, start, "10.3", "10.0", "10.1", volume, day=day)
+    bars = ([line(volume="-1")] * 5                      # 5: TradedVolume negative
+            + [line(start="")] * 3 + [line(start="-2")]   # 4: StartPrice missing or negative
+            + [line(isin="XX")] * 2 + [line(isin="DE00051400", start="x")]  # 3: ISIN (first)
+            + [line(time="9:00"), line(time="09:00:0")]   # 2: Time
+            + [line(day="2021-05-06")]                    # 1: Date
+            + [line(), line(time="10:00")])               # 2 valid rows
+    table, _ = source(bars)
+    reasons = transform.invalid_reasons(table, DAY, malformed_rows=6)
+    assert reasons == [
+        ("wrong number of fields", 6),
+        ("TradedVolume is missing, not an integer or negative", 5),
+        ("StartPrice is missing, not a number or negative", 4),
+        ("ISIN is not an ISIN", 3),
+        ("Time is not HH:MM or HH:MM:SS", 2),
+        ("Date is not 2021-05-07, the date its object is filed under", 1)]
+    _, counts = transform.select_trades(table, DAY, ["EUR"], malformed_rows=6)
+    assert (counts.rows_read, counts.invalid) == (17 + 6, 15 + 6)
+    assert transform.describe_invalid(DAY, counts, reasons) == (
+        "2021-05-07: 21 of 23 rows invalid (91.3%; most common: wrong number of fields: "
+        "6 rows)")
+    assert transform.describe_invalid(DAY, counts, []) == \
+        "2021-05-07: 21 of 23 rows invalid (91.3%)"
+    assert transform.invalid_reasons(source(bars[-2:])[0], DAY) == []
+
+
+@pytest.mark.parametrize("column", ["MaxPrice", "MinPrice", "EndPrice"])
+def test_each_price_is_checked(column):
+    fields = {"StartPrice": "10.0", "MaxPrice": "10.3", "MinPrice": "10.0", "EndPrice": "10.1"}
+    good = Bar("DE0005140008", "09:00", *fields.values(), "5")
+    bad = Bar("DE0005140008", "09:01", *{**fields, column: "inf"}.values(), "5")
+    table, _ = source([good, bad])
+    assert transform.invalid_reasons(table, DAY) == [
+        (f"{column} is missing, not a number or negative", 1)]
+
+
+def test_two_exact_copies_alone_count_once():
+    table = parse_source_csv(rows_csv([BASE, BASE]), "test.csv").table
+    trades, counts = transform.select_trades(table, DAY, ["EUR"])
+    assert (trades.num_rows, counts.duplicate, trades["TradedVolume"].to_pylist()) == \
+        (1, 1, [100])
+
+
+def test_a_trade_and_a_non_trade_in_one_minute_need_no_other_columns():
+    """Only trades sharing ISIN and Time can be duplicates: a zero-volume, other-currency or
+    invalid row in the same minute as a trade does not make the job read the object again."""
+    rows = [BASE, {**BASE, "TradedVolume": "0"}, {**BASE, "Currency": "USD"},
+            {**BASE, "StartPrice": "x"}]
+    narrow = parse_source_csv(rows_csv(rows), "test.csv", TRADE_COLUMNS).table
+    trades, counts = transform.select_trades(narrow, DAY, ["EUR"])  # no NeedsAllColumns
+    assert (trades.num_rows, counts.zero_volume, counts.other_currency, counts.invalid,
+            counts.duplicate) == (1, 1, 1, 1, 0)
+    with pytest.raises(transform.NeedsAllColumns) as needed:
+        transform.select_trades(narrow, DAY, ["EUR", "USD"])  # now two trades share it
+    assert needed.value.rows.to_pylist() == [0, 2]  # those two trades only, not the others
+
+
+def test_trade_hours_are_the_utc_hours_with_trades():
+    bars = [bar("DE0005140008", time, 1.0, 1.0, 1) for time in
+            ("15:00", "09:59", "10:30", "09:00", "23:59:59")]
+    trades, _ = transform.select_trades(source(bars)[0], DAY, ["EUR"])
+    assert transform.trade_hours(trades) == [9, 10, 15, 23]
