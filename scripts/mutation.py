@@ -37,7 +37,8 @@ MODULES = {
                "tests/faults/test_faults_config_hardening.py"],
     "storage": ["tests/test_storage.py", "tests/test_etl.py", "tests/test_meta.py"],
     "s3": ["tests/test_storage.py", "tests/test_etl.py"],
-    "meta": ["tests/test_meta.py", "tests/test_meta_migration.py", "tests/test_etl.py"],
+    "meta": ["tests/test_meta.py", "tests/test_meta_migration.py", "tests/test_etl.py",
+             "tests/faults/test_faults_config_meta.py"],
     "jobcontrol": ["tests/test_etl.py", "tests/test_meta.py", "tests/test_backfill.py",
                    "tests/test_catchup.py", "tests/test_deadline.py"],
 }
