@@ -1,6 +1,7 @@
 """MetaProcess (the meta file) and RunLock, on the local store."""
 import datetime as dt
 import json
+import os
 import threading
 
 import pytest
@@ -302,3 +303,87 @@ def test_retries_back_off_with_full_jitter_capped_at_two_seconds(meta, monkeypat
     assert ceilings[:6] == [(0, 0.1), (0, 0.2), (0, 0.4), (0, 0.8), (0, 1.6), (0, 2.0)]
     assert len(ceilings) == 60 and set(ceilings[5:]) == {(0, 2.0)}
     assert meta.conflicts == 60 and meta.updates == 0
+
+
+def test_lock_content_names_owner_and_expiry(store):
+    before = dt.datetime.now(dt.timezone.utc).replace(microsecond=0)
+    lock = RunLock(store, "meta/lock", 600)
+    lock.acquire()
+    content = json.loads(store.get_bytes("meta/lock"))
+    after = dt.datetime.now(dt.timezone.utc)
+    assert sorted(content) == ["acquired_at", "expires_at", "owner"]
+    assert content["owner"] == lock.owner and lock.owner.split(":")[-2] == str(os.getpid())
+    expires = dt.datetime.fromisoformat(content["expires_at"])
+    assert before + dt.timedelta(seconds=600) <= expires <= after + dt.timedelta(seconds=600)
+    assert before <= dt.datetime.fromisoformat(content["acquired_at"]) <= after
+    assert RunLock(store, "meta/lock", 600).live_holder() == \
+        f"{lock.owner} until {expires.isoformat()}"
+    lock.release()
+    assert RunLock(store, "meta/lock", 600).live_holder() is None
+
+
+def test_a_held_lock_error_in_full(store):
+    store.put_bytes("meta/lock", b'{"owner": "host:1:2:abc", "expires_at": '
+                                 b'"2999-01-01T00:00:00+00:00"}')
+    with pytest.raises(LockHeldError) as error:
+        RunLock(store, "meta/lock", 60).acquire()
+    assert str(error.value) == (
+        f"another run (host:1:2:abc) holds the lock {store.root}/meta/lock until "
+        "2999-01-01T00:00:00+00:00; this run stops without writing (if that run is dead, "
+        "rerun after the lock expires, or delete the lock object)")
+    # An expired lock is no live holder; one without an owner is "unknown".
+    store.put_bytes("meta/lock", b'{"expires_at": "2999-01-01T00:00:00+00:00"}')
+    assert RunLock(store, "meta/lock", 60).live_holder() == \
+        "unknown until 2999-01-01T00:00:00+00:00"
+    store.put_bytes("meta/lock", b'{"owner": "x", "expires_at": "2000-01-01T00:00:00+00:00"}')
+    assert RunLock(store, "meta/lock", 60).live_holder() is None
+
+
+def test_a_lock_released_in_between_is_taken_at_once(store, monkeypatch):
+    lock = RunLock(store, "meta/lock", 60)
+    original_put = store.put_bytes
+    calls = []
+
+    def exists_then_gone(key, data, **condition):
+        calls.append(condition)
+        if len(calls) == 1:
+            raise PreconditionFailed("exists")  # ... and is deleted before we read it
+        return original_put(key, data, **condition)
+
+    monkeypatch.setattr(store, "put_bytes", exists_then_gone)
+    lock.acquire()
+    assert calls == [{"if_none_match": True}, {"if_none_match": True}]
+    assert json.loads(store.get_bytes("meta/lock"))["owner"] == lock.owner
+
+
+def test_lost_lock_and_race_messages_in_full(store, monkeypatch):
+    lock = RunLock(store, "meta/lock", 60)
+    lock.acquire()
+    store.put_bytes("meta/lock", b"taken over")
+    with pytest.raises(LockHeldError) as error:
+        lock.refresh()
+    assert str(error.value) == f"lost the lock {store.root}/meta/lock to another run; stopping"
+
+    def always_taken(*_args, **_kwargs):
+        raise PreconditionFailed("taken")
+
+    monkeypatch.setattr(store, "put_bytes", always_taken)
+    with pytest.raises(LockHeldError) as error:
+        RunLock(store, "meta/lock", 60).acquire()  # "taken over" is unreadable: expired
+    assert str(error.value) == (f"another run took the lock {store.root}/meta/lock at the "
+                                "same moment; this run stops without writing")
+
+
+def test_a_lock_of_a_live_process_here_is_not_taken_over(store):
+    alive = RunLock(store, "meta/lock", 600)  # this very process: alive
+    store.put_bytes("meta/lock", json.dumps(
+        {"owner": alive.owner, "expires_at": "2999-01-01T00:00:00+00:00"}).encode())
+    with pytest.raises(LockHeldError):
+        RunLock(store, "meta/lock", 600).acquire()
+    host, namespace, _pid, tag = alive.owner.split(":")
+    assert host and namespace and tag  # host:pid-namespace:pid:random
+    store.put_bytes("meta/lock", json.dumps(
+        {"owner": f"other-{host}:{namespace}:4194304:{tag}",
+         "expires_at": "2999-01-01T00:00:00+00:00"}).encode())
+    with pytest.raises(LockHeldError):  # another host's PID says nothing here
+        RunLock(store, "meta/lock", 600).acquire()
