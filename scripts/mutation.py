@@ -27,15 +27,18 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
 MARKERS = "not container and not airflow and not lambda_runtime and not s3server"
-# The fast tests that exercise each module (no S3 server, no subprocess-heavy suites).
+# The fast tests that exercise each module (no S3 server; the faults tests named here run the
+# job in-process through testkit.jobs.Job.run).
 MODULES = {
     "transform": ["tests/test_transform.py", "tests/test_etl.py", "tests/test_formats.py"],
     "formats": ["tests/test_formats.py", "tests/test_transform.py", "tests/test_etl.py",
                 "tests/test_streaming.py"],
-    "config": ["tests/test_config.py", "tests/test_cli.py"],
+    "config": ["tests/test_config.py", "tests/test_cli.py",
+               "tests/faults/test_faults_config_hardening.py"],
     "storage": ["tests/test_storage.py", "tests/test_etl.py", "tests/test_meta.py"],
     "s3": ["tests/test_storage.py", "tests/test_etl.py"],
-    "meta": ["tests/test_meta.py", "tests/test_meta_migration.py", "tests/test_etl.py"],
+    "meta": ["tests/test_meta.py", "tests/test_meta_migration.py", "tests/test_etl.py",
+             "tests/faults/test_faults_config_meta.py"],
     "jobcontrol": ["tests/test_etl.py", "tests/test_meta.py", "tests/test_backfill.py",
                    "tests/test_catchup.py", "tests/test_deadline.py"],
 }

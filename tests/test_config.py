@@ -6,8 +6,8 @@ import logging
 import pytest
 import yaml
 
-from xetra.config import (DEFAULT_COLUMNS, StorageLocation, config_from_mapping, configure_logging,
-                          load_config, parse_date)
+from xetra.config import (DEFAULT_COLUMNS, S3ClientSettings, StorageLocation, config_from_mapping,
+                          configure_logging, load_config, parse_date)
 from xetra.errors import ConfigError
 
 
@@ -162,3 +162,56 @@ def test_logging_section_configures_handlers(raw, capsys):
     broken = edit(raw, "logging.handlers", {"console": {"class": "no.such.Handler"}})
     with pytest.raises(ConfigError, match="logging: rejected by logging.config.dictConfig"):
         configure_logging(config_from_mapping(broken))
+
+
+def test_command_line_urls_keep_the_other_location_settings(raw):
+    raw["target"]["endpoint_url"] = "http://127.0.0.1:8333"
+    raw["s3"] = {"retry_mode": "adaptive", "max_attempts": 3}
+    config = config_from_mapping(raw)
+    moved = config.with_locations("s3://other-source/pre", "s3://other-target")
+    assert moved.source == StorageLocation("s3://other-source/pre", None, "eu-central-1", True)
+    assert moved.target == StorageLocation("s3://other-target", "http://127.0.0.1:8333",
+                                           "eu-central-1", False)
+    assert (moved.job, moved.report, moved.meta, moved.s3, moved.logging) == \
+        (config.job, config.report, config.meta, config.s3, config.logging)
+    with pytest.raises(ConfigError) as error:
+        config.with_locations(None, "ftp://x")
+    assert str(error.value).startswith("--target: expected s3://bucket/prefix")
+
+
+def test_s3_client_settings_and_their_ranges(raw):
+    raw["s3"] = {"retry_mode": "legacy", "max_attempts": 20, "connect_timeout": 300,
+                 "read_timeout": 0.5}
+    assert config_from_mapping(raw).s3 == S3ClientSettings("legacy", 20, 300.0, 0.5)
+    del raw["s3"]
+    assert config_from_mapping(raw).s3 == S3ClientSettings("standard", 8, 10.0, 60.0)
+    for key, value, message in [
+            ("max_attempts", 21, "s3.max_attempts: must be at most 20, got 21"),
+            ("connect_timeout", 301, "s3.connect_timeout: must be at most 300, got 301"),
+            ("read_timeout", 3601, "s3.read_timeout: must be at most 3600, got 3601"),
+            ("retry_mode", "eager", "s3.retry_mode: expected one of standard, adaptive, "
+                                    "legacy, got 'eager'")]:
+        with pytest.raises(ConfigError) as error:
+            config_from_mapping({**raw, "s3": {key: value}})
+        assert str(error.value) == message
+
+
+@pytest.mark.parametrize("section, message", [
+    (..., "logging: missing required section (a logging.config.dictConfig mapping)"),
+    ({"version": 2}, "logging.version: must be 1 (logging.config.dictConfig schema)"),
+    ({"version": 1, "handlers": {}},
+     "logging.handlers: at least one handler is required, or every log line is lost"),
+    ({"version": 1, "handlers": {"h": {"class": "logging.NullHandler"}},
+      "root": {"level": "INFO"}, "loggers": {"xetra": {"level": "INFO"}}},
+     "logging.root.handlers: no logger uses a handler, so every log line would be lost"),
+])
+def test_a_logging_section_that_would_lose_every_line_is_refused(raw, section, message):
+    with pytest.raises(ConfigError) as error:
+        config_from_mapping(edit(raw, "logging", section))
+    assert str(error.value) == message
+
+
+def test_a_named_logger_with_a_handler_is_enough(raw):
+    raw["logging"] = {"version": 1, "handlers": {"h": {"class": "logging.NullHandler"}},
+                      "loggers": {"xetra": {"handlers": ["h"]}}}
+    assert config_from_mapping(raw).logging["loggers"]["xetra"] == {"handlers": ["h"]}

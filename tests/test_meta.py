@@ -1,6 +1,7 @@
 """MetaProcess (the meta file) and RunLock, on the local store."""
 import datetime as dt
 import json
+import os
 import threading
 
 import pytest
@@ -205,4 +206,184 @@ def test_lock_of_a_killed_process_on_this_machine_is_taken_over_at_once(store):
                   "expires_at": "2999-01-01T00:00:00+00:00"}
     store.put_bytes("meta/lock", json.dumps(other_host).encode())
     with pytest.raises(LockHeldError, match="elsewhere"):
+        RunLock(store, "meta/lock", 600).acquire()
+
+
+def test_a_corrupt_meta_file_message_in_full(store, meta):
+    store.put_bytes(KEY, b"source_date,datetime_of_processing\n2021-05-07,yesterday\n")
+    with pytest.raises(MetaFileError) as error:
+        meta.load()
+    assert str(error.value) == (
+        f"meta file {store.root}/{KEY}: line 2: bad datetime_of_processing 'yesterday'; "
+        "repair or restore it by hand (one row per processed date, columns "
+        "source_date,datetime_of_processing), the job never rewrites it")
+
+
+def test_header_blanks_blank_lines_and_other_columns_are_read_and_kept(store, meta):
+    store.put_bytes(KEY, b"\xef\xbb\xbf source_date , datetime_of_processing ,note\n"
+                         b"2021-05-07 , 2021-05-10T00:00:00 ,checked\n\n"
+                         b"2021-05-08,2021-05-10T00:00:00,\n")
+    snapshot = meta.load()
+    assert snapshot.extra_columns == ("note",)
+    assert snapshot.entries[D(2021, 5, 7)] == MetaEntry(
+        D(2021, 5, 7), "2021-05-10T00:00:00", extra=(("note", "checked"),))
+    assert snapshot.entries[D(2021, 5, 8)].extra == (("note", ""),)
+    meta.record([MetaEntry(D(2021, 5, 9), "2021-05-11T00:00:00+00:00", "r/x.parquet", "3")])
+    lines = store.get_bytes(KEY).decode().splitlines()
+    assert lines[0].endswith(",status,reason,note")
+    assert lines[1:] == ["2021-05-07,2021-05-10T00:00:00,,,,,,,,,checked",
+                         "2021-05-08,2021-05-10T00:00:00,,,,,,,,,",
+                         "2021-05-09,2021-05-11T00:00:00+00:00,r/x.parquet,3,,,,,,,"]
+
+
+def test_a_date_listed_twice_keeps_the_earliest_processing_in_utc(store, meta, caplog):
+    # 02:00 in UTC+2 is 00:00 UTC: earlier than 01:00 UTC (no zone), though later as text.
+    store.put_bytes(KEY, b"source_date,datetime_of_processing,report_key\n"
+                         b"2021-05-07,2021-05-10T01:00:00,second\n"
+                         b"2021-05-07,2021-05-10T02:00:00+02:00,first\n"
+                         b"2021-05-08,2021-05-10T01:00:00,only\n")
+    with caplog.at_level("WARNING", logger="xetra.meta"):
+        entries = meta.load().entries
+        meta.load()  # warned once per process, not per read
+    assert entries[D(2021, 5, 7)].report_key == "first"
+    assert entries[D(2021, 5, 8)].report_key == "only"
+    assert [record.getMessage() for record in caplog.records] == [
+        f"meta file {store.root}/{KEY} lists 2021-05-07 2 times (listed on lines 2, 3); "
+        "keeping the earliest processing (line 3, 2021-05-10T02:00:00+02:00); the next "
+        "update writes it once"]
+
+
+def test_a_recompute_updates_the_entry_but_keeps_first_processing_and_user_columns(store,
+                                                                                   meta):
+    store.put_bytes(KEY, b"source_date,datetime_of_processing,report_rows,note\n"
+                         b"2021-05-07,2021-05-10T00:00:00,3,checked\n")
+    meta.record([MetaEntry(D(2021, 5, 7), "2021-05-12T00:00:00+00:00", "k", "4",
+                           recomputed_at="2021-05-12T00:00:00+00:00")])
+    entry = meta.load().entries[D(2021, 5, 7)]
+    assert (entry.datetime_of_processing, entry.report_rows, entry.recomputed_at,
+            entry.extra) == ("2021-05-10T00:00:00", "4", "2021-05-12T00:00:00+00:00",
+                             (("note", "checked"),))
+
+
+def test_contention_figures_count_updates_and_lost_races(meta, monkeypatch):
+    assert meta.contention_line() == \
+        "meta file updates=0 conflicts_412=0 update_seconds=0.00 (0.000 s per update)"
+    original_put = meta.store.put_bytes
+    lost = []
+
+    def lose_once(key, data, **condition):
+        if not lost:
+            lost.append(key)
+            raise PreconditionFailed("changed")
+        return original_put(key, data, **condition)
+
+    clock = iter([10.0, 10.5, 20.0, 20.25])  # start and end of each update
+    monkeypatch.setattr("xetra.meta.time.monotonic", lambda: next(clock))
+    monkeypatch.setattr("xetra.meta.time.sleep", lambda _seconds: None)
+    monkeypatch.setattr(meta.store, "put_bytes", lose_once)
+    meta.record([MetaEntry(D(2021, 5, 4), "2021-05-10T00:00:01+00:00")])
+    meta.record([MetaEntry(D(2021, 5, 5), "2021-05-10T00:00:01+00:00")])
+    assert meta.contention_line() == \
+        "meta file updates=2 conflicts_412=1 update_seconds=0.75 (0.375 s per update)"
+
+
+def test_retries_back_off_with_full_jitter_capped_at_two_seconds(meta, monkeypatch):
+    def always_changed(*_args, **_kwargs):
+        raise PreconditionFailed("changed")
+
+    ceilings = []
+    monkeypatch.setattr(meta.store, "put_bytes", always_changed)
+    monkeypatch.setattr("xetra.meta.time.sleep", lambda _seconds: None)
+    monkeypatch.setattr("xetra.meta.random.uniform",
+                        lambda low, high: ceilings.append((low, high)) or 0.0)
+    with pytest.raises(StorageError) as error:
+        meta.record([MetaEntry(D(2021, 5, 4), "2021-05-10T00:00:01+00:00")])
+    assert str(error.value) == (f"cannot update meta file {meta.store.root}/{KEY}: it kept "
+                                "changing during 60 attempts")
+    assert ceilings[:6] == [(0, 0.1), (0, 0.2), (0, 0.4), (0, 0.8), (0, 1.6), (0, 2.0)]
+    assert len(ceilings) == 60 and set(ceilings[5:]) == {(0, 2.0)}
+    assert meta.conflicts == 60 and meta.updates == 0
+
+
+def test_lock_content_names_owner_and_expiry(store):
+    before = dt.datetime.now(dt.timezone.utc).replace(microsecond=0)
+    lock = RunLock(store, "meta/lock", 600)
+    lock.acquire()
+    content = json.loads(store.get_bytes("meta/lock"))
+    after = dt.datetime.now(dt.timezone.utc)
+    assert sorted(content) == ["acquired_at", "expires_at", "owner"]
+    assert content["owner"] == lock.owner and lock.owner.split(":")[-2] == str(os.getpid())
+    expires = dt.datetime.fromisoformat(content["expires_at"])
+    assert before + dt.timedelta(seconds=600) <= expires <= after + dt.timedelta(seconds=600)
+    assert before <= dt.datetime.fromisoformat(content["acquired_at"]) <= after
+    assert RunLock(store, "meta/lock", 600).live_holder() == \
+        f"{lock.owner} until {expires.isoformat()}"
+    lock.release()
+    assert RunLock(store, "meta/lock", 600).live_holder() is None
+
+
+def test_a_held_lock_error_in_full(store):
+    store.put_bytes("meta/lock", b'{"owner": "host:1:2:abc", "expires_at": '
+                                 b'"2999-01-01T00:00:00+00:00"}')
+    with pytest.raises(LockHeldError) as error:
+        RunLock(store, "meta/lock", 60).acquire()
+    assert str(error.value) == (
+        f"another run (host:1:2:abc) holds the lock {store.root}/meta/lock until "
+        "2999-01-01T00:00:00+00:00; this run stops without writing (if that run is dead, "
+        "rerun after the lock expires, or delete the lock object)")
+    # An expired lock is no live holder; one without an owner is "unknown".
+    store.put_bytes("meta/lock", b'{"expires_at": "2999-01-01T00:00:00+00:00"}')
+    assert RunLock(store, "meta/lock", 60).live_holder() == \
+        "unknown until 2999-01-01T00:00:00+00:00"
+    store.put_bytes("meta/lock", b'{"owner": "x", "expires_at": "2000-01-01T00:00:00+00:00"}')
+    assert RunLock(store, "meta/lock", 60).live_holder() is None
+
+
+def test_a_lock_released_in_between_is_taken_at_once(store, monkeypatch):
+    lock = RunLock(store, "meta/lock", 60)
+    original_put = store.put_bytes
+    calls = []
+
+    def exists_then_gone(key, data, **condition):
+        calls.append(condition)
+        if len(calls) == 1:
+            raise PreconditionFailed("exists")  # ... and is deleted before we read it
+        return original_put(key, data, **condition)
+
+    monkeypatch.setattr(store, "put_bytes", exists_then_gone)
+    lock.acquire()
+    assert calls == [{"if_none_match": True}, {"if_none_match": True}]
+    assert json.loads(store.get_bytes("meta/lock"))["owner"] == lock.owner
+
+
+def test_lost_lock_and_race_messages_in_full(store, monkeypatch):
+    lock = RunLock(store, "meta/lock", 60)
+    lock.acquire()
+    store.put_bytes("meta/lock", b"taken over")
+    with pytest.raises(LockHeldError) as error:
+        lock.refresh()
+    assert str(error.value) == f"lost the lock {store.root}/meta/lock to another run; stopping"
+
+    def always_taken(*_args, **_kwargs):
+        raise PreconditionFailed("taken")
+
+    monkeypatch.setattr(store, "put_bytes", always_taken)
+    with pytest.raises(LockHeldError) as error:
+        RunLock(store, "meta/lock", 60).acquire()  # "taken over" is unreadable: expired
+    assert str(error.value) == (f"another run took the lock {store.root}/meta/lock at the "
+                                "same moment; this run stops without writing")
+
+
+def test_a_lock_of_a_live_process_here_is_not_taken_over(store):
+    alive = RunLock(store, "meta/lock", 600)  # this very process: alive
+    store.put_bytes("meta/lock", json.dumps(
+        {"owner": alive.owner, "expires_at": "2999-01-01T00:00:00+00:00"}).encode())
+    with pytest.raises(LockHeldError):
+        RunLock(store, "meta/lock", 600).acquire()
+    host, namespace, _pid, tag = alive.owner.split(":")
+    assert host and namespace and tag  # host:pid-namespace:pid:random
+    store.put_bytes("meta/lock", json.dumps(
+        {"owner": f"other-{host}:{namespace}:4194304:{tag}",
+         "expires_at": "2999-01-01T00:00:00+00:00"}).encode())
+    with pytest.raises(LockHeldError):  # another host's PID says nothing here
         RunLock(store, "meta/lock", 600).acquire()
