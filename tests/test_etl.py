@@ -3,6 +3,7 @@ import datetime as dt
 
 import boto3
 import pandas as pd
+import pyarrow as pa
 import pytest
 from moto import mock_aws
 
@@ -12,8 +13,8 @@ from testkit.paths import CONFIGS
 from testkit.reference import reference_report
 from testkit.sourcedata import (BASE, ONE_COLUMN_DIFFERS, Bar, bar, row, rows_csv, write_day,
                                 write_no_trading_day)
-from xetra import jobcontrol, transform
-from xetra.config import config_from_mapping
+from xetra import formats, jobcontrol, transform
+from xetra.config import DEFAULT_COLUMNS, ReportSettings, config_from_mapping
 from xetra.errors import LockHeldError, SourceFormatError, StorageError
 from xetra.formats import SOURCE_COLUMNS
 from xetra.etl import PreviousTradingDays, RunSummary, SourceReader, XetraETL
@@ -456,3 +457,60 @@ def test_only_objects_of_a_header_only_size_are_skipped_unread(folders, pool, si
     else:
         assert etl.etl_report1(FRIDAY, FRIDAY).processed == [FRIDAY]
         assert [item["daily_traded_volume"] for item in report_of(folders[1], FRIDAY)] == [10]
+
+
+def test_unlisted_warning_in_full():
+    assert unlisted_warning([D(2021, 5, 7), D(2021, 5, 6), D(2021, 5, 10)]) == (
+        "3 report object(s) of dates the meta file does not list (2021-05-06..2021-05-07 "
+        "(2 dates), 2021-05-10): left as they are; a run that processes such a date replaces "
+        "its object, and one that is not this job's is removed by hand (docs/CONTRACT.md, "
+        "\"Report objects the meta file does not list\")")
+
+
+@pytest.mark.parametrize("report_format", ["parquet", "csv"])
+def test_report_objects_by_date_and_row_counts(tmp_path, report_format):
+    store = LocalStorage(tmp_path, create=True)
+    settings = ReportSettings(prefix="daily/", name="rep", format=report_format)
+    objects = jobcontrol.ReportObjects(store, settings)
+    table = transform.with_output_names(transform.empty_report(), DEFAULT_COLUMNS)
+    assert objects.write(FRIDAY, table) == f"daily/rep_2021-05-07.{report_format}"
+    three = pa.table({"isin": [SAP, BMW, ZERO]})
+    store.put_bytes(f"daily/rep_2021-05-10.{report_format}",
+                    formats.serialise_table(three, report_format))
+    other_format = "csv" if report_format == "parquet" else "parquet"
+    for other in (f"daily/rep_2021-05-08.{other_format}",         # the other format
+                  f"daily/rep_2021-05-08.{report_format}.bak",    # a copy
+                  f"daily/other_2021-05-09.{report_format}",      # another name
+                  f"daily/rep_2021-5-9.{report_format}",          # not a date
+                  f"rep_2021-05-11.{report_format}",              # outside the prefix
+                  f"daily/rep_2021-05-12.x{report_format}"):
+        store.put_bytes(other, b"not a report")
+    assert objects.by_date() == {FRIDAY: f"daily/rep_2021-05-07.{report_format}",
+                                 MONDAY: f"daily/rep_2021-05-10.{report_format}"}
+    assert objects.row_count(objects.key(FRIDAY)) == 0
+    assert objects.row_count(objects.key(MONDAY)) == 3
+    assert objects.remove(MONDAY) == f"daily/rep_2021-05-10.{report_format}"
+    assert objects.by_date() == {FRIDAY: f"daily/rep_2021-05-07.{report_format}"}
+    assert objects.describe("daily/x") == f"{store.root}/daily/x"
+
+
+def test_keep_alive_refreshes_once_a_quarter_of_the_expiry_has_passed(monkeypatch):
+    refreshed = []
+
+    class Lock:  # pylint: disable=too-few-public-methods
+        """A stand-in that counts refreshes."""
+        ttl_seconds = 100
+
+        def refresh(self):
+            """Record when."""
+            refreshed.append(clock[0])
+
+    clock = [1000.0]
+    monkeypatch.setattr("xetra.jobcontrol.time.monotonic", lambda: clock[0])
+    claim = jobcontrol.Claim([FRIDAY], Lock())
+    for now, count in ((1025.0, 0), (1025.5, 1), (1050.0, 1), (1050.6, 2)):
+        clock[0] = now
+        claim.keep_alive()
+        assert len(refreshed) == count, now
+    jobcontrol.Claim([FRIDAY]).keep_alive()  # no lock: nothing to do
+    assert claim.unlisted == set() and claim.dates == [FRIDAY]
