@@ -11,7 +11,7 @@ from xetra.dates import date_range, yesterday
 from xetra.errors import LockHeldError, MetaFileError, PreconditionFailed, StorageError
 from xetra.jobcontrol import RunLock
 from xetra.meta import MetaEntry, MetaProcess, MetaSnapshot
-from xetra.storage import LocalStorage
+from xetra.storage import LocalStorage, etag_of
 
 KEY = "meta/report1/xetra_report1_meta_file.csv"
 D = dt.date
@@ -387,3 +387,57 @@ def test_a_lock_of_a_live_process_here_is_not_taken_over(store):
          "expires_at": "2999-01-01T00:00:00+00:00"}).encode())
     with pytest.raises(LockHeldError):  # another host's PID says nothing here
         RunLock(store, "meta/lock", 600).acquire()
+
+
+@pytest.mark.parametrize("content, problem", [
+    (b"", "empty, not even a header"),
+    (b"date,when\n2021-05-07,2021-05-10\n",
+     "header ['date', 'when'] lacks column(s) source_date, datetime_of_processing"),
+])
+def test_an_empty_or_headless_meta_file_message_in_full(store, meta, content, problem):
+    store.put_bytes(KEY, content)
+    with pytest.raises(MetaFileError) as error:
+        meta.parse(content)
+    assert str(error.value) == (
+        f"meta file {store.root}/{KEY}: {problem}; repair or restore it by hand (one row per "
+        "processed date, columns source_date,datetime_of_processing), the job never rewrites "
+        "it")
+
+
+def test_parse_gives_the_entries_by_date(meta):
+    assert meta.parse(b"source_date,datetime_of_processing,report_rows\n"
+                      b"2021-05-08,2021-05-10T00:00:00,7\n") == \
+        {D(2021, 5, 8): MetaEntry(D(2021, 5, 8), "2021-05-10T00:00:00", report_rows="7")}
+
+
+def test_a_date_listed_twice_at_the_same_time_keeps_the_first_line(meta):
+    entries = meta.parse(b"source_date,datetime_of_processing,report_key\n"
+                         b"2021-05-07,2021-05-10T00:00:00,a\n"
+                         b"2021-05-07,2021-05-10T00:00:00,b\n")
+    assert entries[D(2021, 5, 7)].report_key == "a"
+
+
+def test_record_writes_lf_lines_returns_the_new_version_and_logs_what_it_does(store, meta,
+                                                                             caplog):
+    store.put_bytes(KEY, b"source_date,datetime_of_processing,note\n"
+                         b"2021-05-07,2021-05-10T00:00:00,checked\n")
+    original_put = store.put_bytes
+    lost = []
+
+    def lose_once(key, data, **condition):
+        if not lost:
+            lost.append(key)
+            raise PreconditionFailed("changed")
+        return original_put(key, data, **condition)
+
+    store.put_bytes = lose_once
+    with caplog.at_level("INFO", logger="xetra.meta"):
+        snapshot = meta.record([MetaEntry(D(2021, 5, 7), "2021-05-11T00:00:00+00:00"),
+                                MetaEntry(D(2021, 5, 8), "2021-05-11T00:00:00+00:00")])
+    data = store.get_bytes(KEY)
+    assert b"\r" not in data and data.count(b"\n") == 3
+    assert (snapshot.etag, snapshot.extra_columns, sorted(snapshot.entries)) == \
+        (etag_of(data), ("note",), [D(2021, 5, 7), D(2021, 5, 8)])
+    already = "meta file already lists 2021-05-07; keeping the existing entry"
+    assert [record.getMessage() for record in caplog.records] == [  # merged on each attempt
+        already, "meta file changed during update (attempt 1), retrying", already]
