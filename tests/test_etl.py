@@ -15,7 +15,7 @@ from testkit.sourcedata import (BASE, ONE_COLUMN_DIFFERS, Bar, bar, row, rows_cs
                                 write_no_trading_day)
 from xetra import formats, jobcontrol, transform
 from xetra.config import DEFAULT_COLUMNS, ReportSettings, config_from_mapping
-from xetra.errors import LockHeldError, SourceFormatError, StorageError
+from xetra.errors import JobStateError, LockHeldError, SourceFormatError, StorageError
 from xetra.formats import SOURCE_COLUMNS
 from xetra.etl import PreviousTradingDays, RunSummary, SourceReader, XetraETL
 from xetra.formats import deserialise_table
@@ -514,3 +514,34 @@ def test_keep_alive_refreshes_once_a_quarter_of_the_expiry_has_passed(monkeypatc
         assert len(refreshed) == count, now
     jobcontrol.Claim([FRIDAY]).keep_alive()  # no lock: nothing to do
     assert claim.unlisted == set() and claim.dates == [FRIDAY]
+
+
+def test_accept_missing_records_only_dates_without_a_report(folders, pool, caplog):
+    write_weekend_case(folders[0])
+    etl = make_etl(folders, pool, first_date="2021-05-07")
+    etl.etl_report1(FRIDAY, FRIDAY)
+    tuesday, wednesday = D(2021, 5, 11), D(2021, 5, 12)
+    with caplog.at_level("INFO", logger="xetra.jobcontrol"):
+        added = etl.accept_missing([wednesday, tuesday, wednesday, MONDAY], "closed")
+    assert added == [MONDAY, tuesday, wednesday]  # sorted, once each
+    messages = [record.getMessage() for record in caplog.records
+                if record.name == "xetra.jobcontrol"]
+    assert messages == [  # Monday has 22 hourly objects (hours 03 and 22 missing)
+        "2021-05-10 has 22 hourly source object(s); accepting it anyway: it will never be "
+        "processed",
+        "recorded as accepted missing (closed): 2021-05-10..2021-05-12 (3 dates)"]
+    entries = etl.meta.load().entries
+    assert [(day, entries[day].status, entries[day].reason) for day in added] == \
+        [(day, "accepted_missing", "closed") for day in added]
+    caplog.clear()
+    with caplog.at_level("INFO", logger="xetra.jobcontrol"):
+        assert etl.accept_missing([tuesday], "other reason") == []
+    assert [record.getMessage() for record in caplog.records
+            if record.name == "xetra.jobcontrol"] == [
+        "2021-05-11 is already recorded as accepted missing (closed)"]
+    with pytest.raises(JobStateError) as error:
+        etl.accept_missing([SATURDAY, FRIDAY], "closed")
+    assert str(error.value) == ("--accept-missing: 2021-05-07 is already processed (3 report "
+                                "rows); only a date without data can be accepted")
+    assert SATURDAY not in etl.meta.load().entries  # nothing recorded when one is refused
+    assert not (folders[1] / etl.config.meta.lock_key).exists()  # the lock is released
