@@ -535,7 +535,7 @@ def test_accept_missing_records_only_dates_without_a_report(folders, pool, caplo
         [(day, "accepted_missing", "closed") for day in added]
     caplog.clear()
     with caplog.at_level("INFO", logger="xetra.jobcontrol"):
-        assert etl.accept_missing([tuesday], "other reason") == []
+        assert not etl.accept_missing([tuesday], "other reason")
     assert [record.getMessage() for record in caplog.records
             if record.name == "xetra.jobcontrol"] == [
         "2021-05-11 is already recorded as accepted missing (closed)"]
