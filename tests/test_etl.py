@@ -393,7 +393,8 @@ def test_meta_write_that_landed_but_failed_keeps_the_report(folders, pool, monke
     assert report.read_bytes() == before and friday() == wanted
 
 
-def test_meta_write_that_fails_for_good_removes_the_report(folders, pool, monkeypatch):
+def test_meta_write_that_fails_for_good_removes_the_report(folders, pool, monkeypatch,
+                                                           caplog):
     """The counterpart: the write never lands, so the date is not listed and its report is
     removed (exactly once: no report without its meta entry); the rerun processes it."""
     write_weekend_case(folders[0])
@@ -408,7 +409,9 @@ def test_meta_write_that_fails_for_good_removes_the_report(folders, pool, monkey
     monkeypatch.setattr(LocalStorage, "put_bytes", never_lands)
     with pytest.raises(StorageError, match="cannot write"):
         etl.etl_report1(FRIDAY, FRIDAY)
-    assert not (folders[1] / "report1" / "xetra_report1_2021-05-07.parquet").exists()
+    report = folders[1] / "report1" / "xetra_report1_2021-05-07.parquet"
+    assert not report.exists()
+    assert f"removing report object {report}: its date could not be recorded" in caplog.text
     monkeypatch.setattr(LocalStorage, "put_bytes", original)
     assert make_etl(folders, pool, first_date="2021-05-07").etl_report1(
         FRIDAY, FRIDAY).processed == [FRIDAY]
@@ -545,3 +548,34 @@ def test_accept_missing_records_only_dates_without_a_report(folders, pool, caplo
                                 "rows); only a date without data can be accepted")
     assert SATURDAY not in etl.meta.load().entries  # nothing recorded when one is refused
     assert not (folders[1] / etl.config.meta.lock_key).exists()  # the lock is released
+
+
+def test_a_report_that_cannot_be_removed_is_named_for_the_next_run(folders, pool, monkeypatch,
+                                                                    caplog):
+    """The meta write fails for good and so does the removal: the warning names the object,
+    the error and the date whose next run replaces it; the meta error is the one raised."""
+    write_weekend_case(folders[0])
+    etl = make_etl(folders, pool, first_date="2021-05-07")
+    original = LocalStorage.put_bytes
+
+    def never_lands(self, key, data, **conditions):
+        if key == etl.config.meta.key:
+            raise StorageError(f"cannot write {key}")
+        return original(self, key, data, **conditions)
+
+    original_delete = LocalStorage.delete
+
+    def cannot_delete(self, key):
+        if key.startswith("report1/"):
+            raise StorageError(f"permission denied: {key}")
+        original_delete(self, key)  # the lock is released as usual
+
+    monkeypatch.setattr(LocalStorage, "put_bytes", never_lands)
+    monkeypatch.setattr(LocalStorage, "delete", cannot_delete)
+    with pytest.raises(StorageError, match="cannot write"):
+        etl.etl_report1(FRIDAY, FRIDAY)
+    report = folders[1] / "report1" / "xetra_report1_2021-05-07.parquet"
+    assert report.exists()
+    assert (f"could not remove {report} (permission denied: "
+            "report1/xetra_report1_2021-05-07.parquet); the next run that processes "
+            "2021-05-07 replaces it") in caplog.text
