@@ -348,3 +348,29 @@ def test_config_file_size_encoding_and_yaml_errors_in_one_line(tmp_path, raw):
         load_config(bad)
     assert str(error.value) == (f"--config: {bad} is not valid YAML: while parsing a flow "
                                 "sequence")
+
+
+def test_the_value_limit_is_10000_exactly(tmp_path):
+    """A mapping of one key and a list of k values holds k + 3 values (mapping, key, list):
+    10,000 are read (and the unknown key named), 10,001 are too many."""
+    document = tmp_path / "values.yml"
+    document.write_text("a: [" + ",".join(["0"] * 9997) + "]\n")
+    with pytest.raises(ConfigError) as error:
+        load_config(document)
+    assert str(error.value).startswith("a: unknown key")
+    document.write_text("a: [" + ",".join(["0"] * 9998) + "]\n")
+    with pytest.raises(ConfigError) as error:
+        load_config(document)
+    assert str(error.value) == f"--config: {document}: holds more than 10000 values " \
+                               "(aliases expanded)"
+
+
+@pytest.mark.parametrize("path, value, message", [
+    ("job.first_date", "last monday",
+     "job.first_date: expected a date YYYY-MM-DD, got 'last monday'"),
+    ("meta.lock_key", "/abs", "meta.lock_key: must be a relative key without '..', got '/abs'"),
+])
+def test_messages_name_the_value_given(raw, path, value, message):
+    with pytest.raises(ConfigError) as error:
+        config_from_mapping(edit(raw, path, value))
+    assert str(error.value) == message
