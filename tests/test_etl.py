@@ -524,6 +524,7 @@ def test_accept_missing_records_only_dates_without_a_report(folders, pool, caplo
     etl = make_etl(folders, pool, first_date="2021-05-07")
     etl.etl_report1(FRIDAY, FRIDAY)
     tuesday, wednesday = D(2021, 5, 11), D(2021, 5, 12)
+    caplog.clear()  # the run's own lines (logged at whatever level earlier tests left)
     with caplog.at_level("INFO", logger="xetra.jobcontrol"):
         added = etl.accept_missing([wednesday, tuesday, wednesday, MONDAY], "closed")
     assert added == [MONDAY, tuesday, wednesday]  # sorted, once each
