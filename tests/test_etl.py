@@ -411,7 +411,8 @@ def test_meta_write_that_fails_for_good_removes_the_report(folders, pool, monkey
         etl.etl_report1(FRIDAY, FRIDAY)
     report = folders[1] / "report1" / "xetra_report1_2021-05-07.parquet"
     assert not report.exists()
-    assert f"removing report object {report}: its date could not be recorded" in caplog.text
+    assert f"removing report object {report}: its date could not be recorded" in \
+        [record.getMessage() for record in caplog.records]
     monkeypatch.setattr(LocalStorage, "put_bytes", original)
     assert make_etl(folders, pool, first_date="2021-05-07").etl_report1(
         FRIDAY, FRIDAY).processed == [FRIDAY]
@@ -580,3 +581,14 @@ def test_a_report_that_cannot_be_removed_is_named_for_the_next_run(folders, pool
     assert (f"could not remove {report} (permission denied: "
             "report1/xetra_report1_2021-05-07.parquet); the next run that processes "
             "2021-05-07 replaces it") in caplog.text
+
+
+def test_accept_missing_refuses_a_date_an_older_meta_file_lists_without_rows(folders, pool):
+    write_weekend_case(folders[0])
+    etl = make_etl(folders, pool, first_date="2021-05-07")
+    LocalStorage(folders[1]).put_bytes(etl.config.meta.key, b"source_date,datetime_of_processing"
+                                                            b"\n2021-05-06,2021-05-07 08:00:00\n")
+    with pytest.raises(JobStateError) as error:
+        etl.accept_missing([D(2021, 5, 6)], "closed")
+    assert str(error.value) == ("--accept-missing: 2021-05-06 is already processed; only a "
+                                "date without data can be accepted")
