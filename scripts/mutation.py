@@ -43,7 +43,7 @@ MODULES = {
                    "tests/test_catchup.py", "tests/test_deadline.py"],
 }
 # What the tests need beside xetra/ and tests/ (mutmut copies these into mutants/).
-ALSO_COPY = ["testkit", "configs", "data", "run.py"]
+ALSO_COPY = ["testkit", "configs", "data", "deploy", "run.py"]
 COPIED = ["xetra", "tests", "pyproject.toml", "Pipfile.lock", *ALSO_COPY]
 
 
@@ -118,7 +118,7 @@ def main(argv: list[str] | None = None) -> int:
     (work / "mutmut-run.log").write_text(run.stdout + run.stderr, encoding="utf-8")
     exported = mutmut(work, "export-cicd-stats", capture=True)
     stats_file = work / "mutants" / "mutmut-cicd-stats.json"
-    if exported.returncode or not stats_file.exists():
+    if run.returncode or exported.returncode or not stats_file.exists():
         print(f"mutation: mutmut failed (exit {run.returncode}); log: {work}/mutmut-run.log",
               file=sys.stderr)
         return 2

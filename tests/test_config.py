@@ -215,3 +215,162 @@ def test_a_named_logger_with_a_handler_is_enough(raw):
     raw["logging"] = {"version": 1, "handlers": {"h": {"class": "logging.NullHandler"}},
                       "loggers": {"xetra": {"handlers": ["h"]}}}
     assert config_from_mapping(raw).logging["loggers"]["xetra"] == {"handlers": ["h"]}
+
+
+def test_job_settings_defaults_and_values(raw):
+    raw["job"] = {"first_date": "2022-01-03"}
+    job = config_from_mapping(raw).job
+    assert (job.timezone, job.lookback_days, job.max_concurrent_reads, job.skip_bad_objects,
+            job.max_wait_days, job.max_invalid_share) == ("Europe/Berlin", 10, 8, False, 3, 0.5)
+    raw["job"] = {"first_date": "1990-01-01", "timezone": "UTC", "lookback_days": 31,
+                  "max_concurrent_reads": 64, "skip_bad_objects": True, "max_wait_days": 0,
+                  "max_invalid_share": 1}
+    job = config_from_mapping(raw).job
+    assert (job.first_date, job.timezone, job.lookback_days, job.max_concurrent_reads,
+            job.skip_bad_objects, job.max_wait_days, job.max_invalid_share) == \
+        (dt.date(1990, 1, 1), "UTC", 31, 64, True, 0, 1.0)
+    raw["job"]["max_wait_days"] = 36500
+    assert config_from_mapping(raw).job.max_wait_days == 36500
+
+
+@pytest.mark.parametrize("key, value, message", [
+    ("max_wait_days", -1, "job.max_wait_days: must be from 0 to 36500, got -1"),
+    ("max_wait_days", 36501, "job.max_wait_days: must be from 0 to 36500, got 36501"),
+    ("max_wait_days", "3", "job.max_wait_days: expected int, got str '3'"),
+    ("first_date", "1989-12-31", "job.first_date: 1989-12-31 is before 1990-01-01"),
+    ("first_date", [2022], "job.first_date: expected str or date, got list [2022]"),
+    ("timezone", "Mars/Base", "job.timezone: unknown time zone 'Mars/Base'"),
+    ("skip_bad_objects", "yes", "job.skip_bad_objects: expected bool, got str 'yes'"),
+])
+def test_job_settings_refused_in_one_line(raw, key, value, message):
+    with pytest.raises(ConfigError) as error:
+        config_from_mapping(edit(raw, f"job.{key}", value))
+    assert str(error.value).startswith(message) and "\n" not in str(error.value)
+
+
+def test_report_and_meta_settings_as_given(raw):
+    raw["report"] = {"prefix": "daily/eur", "name": "Rep_1.x-y", "format": "csv",
+                     "currencies": ["EUR", "USD"]}
+    raw["meta"] = {"key": "m/meta.csv", "lock_key": "m/run.lock", "lock_ttl_seconds": 60}
+    config = config_from_mapping(raw)
+    assert (config.report.prefix, config.report.name, config.report.format,
+            config.report.currencies) == ("daily/eur/", "Rep_1.x-y", "csv", ("EUR", "USD"))
+    assert (config.meta.key, config.meta.lock_key, config.meta.lock_ttl_seconds) == \
+        ("m/meta.csv", "m/run.lock", 60)
+    raw["report"] = {"prefix": ""}
+    assert config_from_mapping(raw).report.prefix == ""
+
+
+@pytest.mark.parametrize("path, value, message", [
+    ("meta.lock_key", "../lock", "meta.lock_key: must be a relative key without '..'"),
+    ("report.name", "a b", "report.name: only letters"),
+    ("source.url", "s3://bucket-a/../x", "source.url: '..' is not allowed in "
+                                         "'s3://bucket-a/../x'"),
+    ("source.url", "s3://bucket-a/pre/../x", "source.url: '..' is not allowed in "
+                                             "'s3://bucket-a/pre/../x'"),
+    ("source.url", "s3://Bad_Bucket/x", "source.url: not a valid S3 bucket name in "
+                                        "'s3://Bad_Bucket/x'"),
+    ("source.url", "http://host/x", "source.url: expected s3://bucket/prefix or a local "
+                                    "path, got 'http://host/x'"),
+    ("source.url", "", "source.url: must not be empty"),
+    ("target.endpoint_url", "host:9000", "target.endpoint_url: expected http(s)://host:port, "
+                                         "got 'host:9000'"),
+    ("job.unknown", 1, "job.unknown: unknown key (allowed: first_date, lookback_days, "
+                       "max_concurrent_reads, max_invalid_share, max_wait_days, "
+                       "skip_bad_objects, timezone)"),
+    ("other", 1, "other: unknown key (allowed: job, logging, meta, report, s3, source, "
+                 "target)"),
+])
+def test_bad_values_are_named_with_what_was_given(raw, path, value, message):
+    with pytest.raises(ConfigError) as error:
+        config_from_mapping(edit(raw, path, value))
+    assert str(error.value).startswith(message)
+
+
+def test_source_and_target_must_differ_also_with_a_trailing_slash(raw, tmp_path):
+    raw["target"] = {"url": "s3://deutsche-boerse-xetra-pds//"}
+    with pytest.raises(ConfigError, match="target.url: must differ from source.url"):
+        config_from_mapping(raw)
+    raw["source"] = {"url": str(tmp_path)}
+    raw["target"] = {"url": f"{tmp_path}/./"}
+    with pytest.raises(ConfigError, match="target.url: must differ from source.url"):
+        config_from_mapping(raw)
+    raw["target"] = {"url": "s3://deutsche-boerse-xetra-pds"}
+    assert config_from_mapping(raw).target.bucket == "deutsche-boerse-xetra-pds"
+
+
+def test_the_jobs_loggers_stay_enabled_others_follow_the_section(raw):
+    names = ("xetra", "xetra.etl", "xetrax", "other")
+    loggers = {name: logging.getLogger(name) for name in names}
+    raw["logging"] = {"version": 1, "handlers": {"h": {"class": "logging.NullHandler"}},
+                      "root": {"handlers": ["h"]}}  # disable_existing_loggers left out: True
+    try:
+        configure_logging(config_from_mapping(raw))
+        assert {name: bool(logger.disabled) for name, logger in loggers.items()} == \
+            {"xetra": False, "xetra.etl": False, "xetrax": True, "other": True}
+    finally:
+        for logger in loggers.values():
+            logger.disabled = False
+
+
+def test_a_rejected_logging_section_names_the_reason(raw):
+    broken = edit(raw, "logging.handlers", {"console": {"class": "no.such.Handler"}})
+    with pytest.raises(ConfigError) as error:
+        configure_logging(config_from_mapping(broken))
+    assert str(error.value).startswith("logging: rejected by logging.config.dictConfig: "
+                                       "\"Unable to configure handler 'console'\"")
+
+
+def test_config_file_size_encoding_and_yaml_errors_in_one_line(tmp_path, raw):
+    at_limit = tmp_path / "limit.yml"
+    text = yaml.safe_dump(raw)
+    at_limit.write_text(text + "#" * ((1 << 20) - len(text.encode()) - 1) + "\n")
+    assert at_limit.stat().st_size == 1 << 20
+    assert load_config(at_limit).job.first_date == dt.date(2022, 1, 3)
+    over = tmp_path / "over.yml"
+    over.write_bytes(at_limit.read_bytes() + b"\n")
+    with pytest.raises(ConfigError) as error:
+        load_config(over)
+    assert str(error.value) == f"--config: {over} is larger than 1048576 bytes"
+    latin = tmp_path / "latin.yml"
+    latin.write_bytes(b"a: 1\nb: 2\nc: M\xfcller\n")
+    with pytest.raises(ConfigError) as error:
+        load_config(latin)
+    assert str(error.value) == (f"--config: {latin} is not UTF-8 text: byte 0xfc on line 3 "
+                                "(save the file as UTF-8)")
+    first = tmp_path / "first.yml"
+    first.write_bytes(b"\n\xfc: 1\n")  # the line count starts at the first byte
+    with pytest.raises(ConfigError, match="byte 0xfc on line 2 "):
+        load_config(first)
+    bad = tmp_path / "bad.yml"
+    bad.write_text("source: [unclosed\n")
+    with pytest.raises(ConfigError) as error:
+        load_config(bad)
+    assert str(error.value) == (f"--config: {bad} is not valid YAML: while parsing a flow "
+                                "sequence")
+
+
+def test_the_value_limit_is_10000_exactly(tmp_path):
+    """A mapping of one key and a list of k values holds k + 3 values (mapping, key, list):
+    10,000 are read (and the unknown key named), 10,001 are too many."""
+    document = tmp_path / "values.yml"
+    document.write_text("a: [" + ",".join(["0"] * 9997) + "]\n")
+    with pytest.raises(ConfigError) as error:
+        load_config(document)
+    assert str(error.value).startswith("a: unknown key")
+    document.write_text("a: [" + ",".join(["0"] * 9998) + "]\n")
+    with pytest.raises(ConfigError) as error:
+        load_config(document)
+    assert str(error.value) == f"--config: {document}: holds more than 10000 values " \
+                               "(aliases expanded)"
+
+
+@pytest.mark.parametrize("path, value, message", [
+    ("job.first_date", "last monday",
+     "job.first_date: expected a date YYYY-MM-DD, got 'last monday'"),
+    ("meta.lock_key", "/abs", "meta.lock_key: must be a relative key without '..', got '/abs'"),
+])
+def test_messages_name_the_value_given(raw, path, value, message):
+    with pytest.raises(ConfigError) as error:
+        config_from_mapping(edit(raw, path, value))
+    assert str(error.value) == message

@@ -3,6 +3,7 @@ import datetime as dt
 
 import boto3
 import pandas as pd
+import pyarrow as pa
 import pytest
 from moto import mock_aws
 
@@ -12,9 +13,9 @@ from testkit.paths import CONFIGS
 from testkit.reference import reference_report
 from testkit.sourcedata import (BASE, ONE_COLUMN_DIFFERS, Bar, bar, row, rows_csv, write_day,
                                 write_no_trading_day)
-from xetra import jobcontrol, transform
-from xetra.config import config_from_mapping
-from xetra.errors import LockHeldError, SourceFormatError, StorageError
+from xetra import formats, jobcontrol, transform
+from xetra.config import DEFAULT_COLUMNS, ReportSettings, config_from_mapping
+from xetra.errors import JobStateError, LockHeldError, SourceFormatError, StorageError
 from xetra.formats import SOURCE_COLUMNS
 from xetra.etl import PreviousTradingDays, RunSummary, SourceReader, XetraETL
 from xetra.formats import deserialise_table
@@ -392,7 +393,8 @@ def test_meta_write_that_landed_but_failed_keeps_the_report(folders, pool, monke
     assert report.read_bytes() == before and friday() == wanted
 
 
-def test_meta_write_that_fails_for_good_removes_the_report(folders, pool, monkeypatch):
+def test_meta_write_that_fails_for_good_removes_the_report(folders, pool, monkeypatch,
+                                                           caplog):
     """The counterpart: the write never lands, so the date is not listed and its report is
     removed (exactly once: no report without its meta entry); the rerun processes it."""
     write_weekend_case(folders[0])
@@ -407,7 +409,10 @@ def test_meta_write_that_fails_for_good_removes_the_report(folders, pool, monkey
     monkeypatch.setattr(LocalStorage, "put_bytes", never_lands)
     with pytest.raises(StorageError, match="cannot write"):
         etl.etl_report1(FRIDAY, FRIDAY)
-    assert not (folders[1] / "report1" / "xetra_report1_2021-05-07.parquet").exists()
+    report = folders[1] / "report1" / "xetra_report1_2021-05-07.parquet"
+    assert not report.exists()
+    assert f"removing report object {report}: its date could not be recorded" in \
+        [record.getMessage() for record in caplog.records]
     monkeypatch.setattr(LocalStorage, "put_bytes", original)
     assert make_etl(folders, pool, first_date="2021-05-07").etl_report1(
         FRIDAY, FRIDAY).processed == [FRIDAY]
@@ -456,3 +461,134 @@ def test_only_objects_of_a_header_only_size_are_skipped_unread(folders, pool, si
     else:
         assert etl.etl_report1(FRIDAY, FRIDAY).processed == [FRIDAY]
         assert [item["daily_traded_volume"] for item in report_of(folders[1], FRIDAY)] == [10]
+
+
+def test_unlisted_warning_in_full():
+    assert unlisted_warning([D(2021, 5, 7), D(2021, 5, 6), D(2021, 5, 10)]) == (
+        "3 report object(s) of dates the meta file does not list (2021-05-06..2021-05-07 "
+        "(2 dates), 2021-05-10): left as they are; a run that processes such a date replaces "
+        "its object, and one that is not this job's is removed by hand (docs/CONTRACT.md, "
+        "\"Report objects the meta file does not list\")")
+
+
+@pytest.mark.parametrize("report_format", ["parquet", "csv"])
+def test_report_objects_by_date_and_row_counts(tmp_path, report_format):
+    store = LocalStorage(tmp_path, create=True)
+    settings = ReportSettings(prefix="daily/", name="rep", format=report_format)
+    objects = jobcontrol.ReportObjects(store, settings)
+    table = transform.with_output_names(transform.empty_report(), DEFAULT_COLUMNS)
+    assert objects.write(FRIDAY, table) == f"daily/rep_2021-05-07.{report_format}"
+    three = pa.table({"isin": [SAP, BMW, ZERO]})
+    store.put_bytes(f"daily/rep_2021-05-10.{report_format}",
+                    formats.serialise_table(three, report_format))
+    other_format = "csv" if report_format == "parquet" else "parquet"
+    for other in (f"daily/rep_2021-05-08.{other_format}",         # the other format
+                  f"daily/rep_2021-05-08.{report_format}.bak",    # a copy
+                  f"daily/other_2021-05-09.{report_format}",      # another name
+                  f"daily/rep_2021-5-9.{report_format}",          # not a date
+                  f"rep_2021-05-11.{report_format}",              # outside the prefix
+                  f"daily/rep_2021-05-12.x{report_format}"):
+        store.put_bytes(other, b"not a report")
+    assert objects.by_date() == {FRIDAY: f"daily/rep_2021-05-07.{report_format}",
+                                 MONDAY: f"daily/rep_2021-05-10.{report_format}"}
+    assert objects.row_count(objects.key(FRIDAY)) == 0
+    assert objects.row_count(objects.key(MONDAY)) == 3
+    assert objects.remove(MONDAY) == f"daily/rep_2021-05-10.{report_format}"
+    assert objects.by_date() == {FRIDAY: f"daily/rep_2021-05-07.{report_format}"}
+    assert objects.describe("daily/x") == f"{store.root}/daily/x"
+
+
+def test_keep_alive_refreshes_once_a_quarter_of_the_expiry_has_passed(monkeypatch):
+    refreshed = []
+
+    class Lock:  # pylint: disable=too-few-public-methods
+        """A stand-in that counts refreshes."""
+        ttl_seconds = 100
+
+        def refresh(self):
+            """Record when."""
+            refreshed.append(clock[0])
+
+    clock = [1000.0]
+    monkeypatch.setattr("xetra.jobcontrol.time.monotonic", lambda: clock[0])
+    claim = jobcontrol.Claim([FRIDAY], Lock())
+    for now, count in ((1025.0, 0), (1025.5, 1), (1050.0, 1), (1050.6, 2)):
+        clock[0] = now
+        claim.keep_alive()
+        assert len(refreshed) == count, now
+    jobcontrol.Claim([FRIDAY]).keep_alive()  # no lock: nothing to do
+    assert claim.unlisted == set() and claim.dates == [FRIDAY]
+
+
+def test_accept_missing_records_only_dates_without_a_report(folders, pool, caplog):
+    write_weekend_case(folders[0])
+    etl = make_etl(folders, pool, first_date="2021-05-07")
+    etl.etl_report1(FRIDAY, FRIDAY)
+    tuesday, wednesday = D(2021, 5, 11), D(2021, 5, 12)
+    caplog.clear()  # the run's own lines (logged at whatever level earlier tests left)
+    with caplog.at_level("INFO", logger="xetra.jobcontrol"):
+        added = etl.accept_missing([wednesday, tuesday, wednesday, MONDAY], "closed")
+    assert added == [MONDAY, tuesday, wednesday]  # sorted, once each
+    messages = [record.getMessage() for record in caplog.records
+                if record.name == "xetra.jobcontrol"]
+    assert messages == [  # Monday has 22 hourly objects (hours 03 and 22 missing)
+        "2021-05-10 has 22 hourly source object(s); accepting it anyway: it will never be "
+        "processed",
+        "recorded as accepted missing (closed): 2021-05-10..2021-05-12 (3 dates)"]
+    entries = etl.meta.load().entries
+    assert [(day, entries[day].status, entries[day].reason) for day in added] == \
+        [(day, "accepted_missing", "closed") for day in added]
+    caplog.clear()
+    with caplog.at_level("INFO", logger="xetra.jobcontrol"):
+        assert not etl.accept_missing([tuesday], "other reason")
+    assert [record.getMessage() for record in caplog.records
+            if record.name == "xetra.jobcontrol"] == [
+        "2021-05-11 is already recorded as accepted missing (closed)"]
+    with pytest.raises(JobStateError) as error:
+        etl.accept_missing([SATURDAY, FRIDAY], "closed")
+    assert str(error.value) == ("--accept-missing: 2021-05-07 is already processed (3 report "
+                                "rows); only a date without data can be accepted")
+    assert SATURDAY not in etl.meta.load().entries  # nothing recorded when one is refused
+    assert not (folders[1] / etl.config.meta.lock_key).exists()  # the lock is released
+
+
+def test_a_report_that_cannot_be_removed_is_named_for_the_next_run(folders, pool, monkeypatch,
+                                                                    caplog):
+    """The meta write fails for good and so does the removal: the warning names the object,
+    the error and the date whose next run replaces it; the meta error is the one raised."""
+    write_weekend_case(folders[0])
+    etl = make_etl(folders, pool, first_date="2021-05-07")
+    original = LocalStorage.put_bytes
+
+    def never_lands(self, key, data, **conditions):
+        if key == etl.config.meta.key:
+            raise StorageError(f"cannot write {key}")
+        return original(self, key, data, **conditions)
+
+    original_delete = LocalStorage.delete
+
+    def cannot_delete(self, key):
+        if key.startswith("report1/"):
+            raise StorageError(f"permission denied: {key}")
+        original_delete(self, key)  # the lock is released as usual
+
+    monkeypatch.setattr(LocalStorage, "put_bytes", never_lands)
+    monkeypatch.setattr(LocalStorage, "delete", cannot_delete)
+    with pytest.raises(StorageError, match="cannot write"):
+        etl.etl_report1(FRIDAY, FRIDAY)
+    report = folders[1] / "report1" / "xetra_report1_2021-05-07.parquet"
+    assert report.exists()
+    assert (f"could not remove {report} (permission denied: "
+            "report1/xetra_report1_2021-05-07.parquet); the next run that processes "
+            "2021-05-07 replaces it") in caplog.text
+
+
+def test_accept_missing_refuses_a_date_an_older_meta_file_lists_without_rows(folders, pool):
+    write_weekend_case(folders[0])
+    etl = make_etl(folders, pool, first_date="2021-05-07")
+    LocalStorage(folders[1]).put_bytes(etl.config.meta.key, b"source_date,datetime_of_processing"
+                                                            b"\n2021-05-06,2021-05-07 08:00:00\n")
+    with pytest.raises(JobStateError) as error:
+        etl.accept_missing([D(2021, 5, 6)], "closed")
+    assert str(error.value) == ("--accept-missing: 2021-05-06 is already processed; only a "
+                                "date without data can be accepted")

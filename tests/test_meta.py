@@ -9,9 +9,10 @@ import pytest
 from xetra.config import MetaSettings
 from xetra.dates import date_range, yesterday
 from xetra.errors import LockHeldError, MetaFileError, PreconditionFailed, StorageError
-from xetra.jobcontrol import RunLock
+from xetra.jobcontrol import (GlobalLock, RunLock, SliceLock, live_slice_locks, slice_lock_key,
+                             slice_lock_prefix)
 from xetra.meta import MetaEntry, MetaProcess, MetaSnapshot
-from xetra.storage import LocalStorage
+from xetra.storage import LocalStorage, etag_of
 
 KEY = "meta/report1/xetra_report1_meta_file.csv"
 D = dt.date
@@ -387,3 +388,131 @@ def test_a_lock_of_a_live_process_here_is_not_taken_over(store):
          "expires_at": "2999-01-01T00:00:00+00:00"}).encode())
     with pytest.raises(LockHeldError):  # another host's PID says nothing here
         RunLock(store, "meta/lock", 600).acquire()
+
+
+@pytest.mark.parametrize("content, problem", [
+    (b"", "empty, not even a header"),
+    (b"date,when\n2021-05-07,2021-05-10\n",
+     "header ['date', 'when'] lacks column(s) source_date, datetime_of_processing"),
+])
+def test_an_empty_or_headless_meta_file_message_in_full(store, meta, content, problem):
+    store.put_bytes(KEY, content)
+    with pytest.raises(MetaFileError) as error:
+        meta.parse(content)
+    assert str(error.value) == (
+        f"meta file {store.root}/{KEY}: {problem}; repair or restore it by hand (one row per "
+        "processed date, columns source_date,datetime_of_processing), the job never rewrites "
+        "it")
+
+
+def test_parse_gives_the_entries_by_date(meta):
+    assert meta.parse(b"source_date,datetime_of_processing,report_rows\n"
+                      b"2021-05-08,2021-05-10T00:00:00,7\n") == \
+        {D(2021, 5, 8): MetaEntry(D(2021, 5, 8), "2021-05-10T00:00:00", report_rows="7")}
+
+
+def test_a_date_listed_twice_at_the_same_time_keeps_the_first_line(meta):
+    entries = meta.parse(b"source_date,datetime_of_processing,report_key\n"
+                         b"2021-05-07,2021-05-10T00:00:00,a\n"
+                         b"2021-05-07,2021-05-10T00:00:00,b\n")
+    assert entries[D(2021, 5, 7)].report_key == "a"
+
+
+def test_record_writes_lf_lines_returns_the_new_version_and_logs_what_it_does(store, meta,
+                                                                             caplog):
+    store.put_bytes(KEY, b"source_date,datetime_of_processing,note\n"
+                         b"2021-05-07,2021-05-10T00:00:00,checked\n")
+    original_put = store.put_bytes
+    lost = []
+
+    def lose_once(key, data, **condition):
+        if not lost:
+            lost.append(key)
+            raise PreconditionFailed("changed")
+        return original_put(key, data, **condition)
+
+    store.put_bytes = lose_once
+    with caplog.at_level("INFO", logger="xetra.meta"):
+        snapshot = meta.record([MetaEntry(D(2021, 5, 7), "2021-05-11T00:00:00+00:00"),
+                                MetaEntry(D(2021, 5, 8), "2021-05-11T00:00:00+00:00")])
+    data = store.get_bytes(KEY)
+    assert b"\r" not in data and data.count(b"\n") == 3
+    assert (snapshot.etag, snapshot.extra_columns, sorted(snapshot.entries)) == \
+        (etag_of(data), ("note",), [D(2021, 5, 7), D(2021, 5, 8)])
+    already = "meta file already lists 2021-05-07; keeping the existing entry"
+    assert [record.getMessage() for record in caplog.records] == [  # merged on each attempt
+        already, "meta file changed during update (attempt 1), retrying", already]
+
+
+def test_taking_over_an_expired_or_unreadable_lock_is_logged(store, caplog):
+    store.put_bytes("meta/lock", b'{"owner": "crashed", "expires_at": '
+                                 b'"2020-01-01T00:00:00+00:00"}')
+    with caplog.at_level("WARNING", logger="xetra.jobcontrol"):
+        RunLock(store, "meta/lock", 60).acquire()
+        store.put_bytes("meta/lock", b"not json")
+        RunLock(store, "meta/lock", 60).acquire()
+    assert [record.getMessage() for record in caplog.records] == [
+        "taking over expired lock of crashed (expired 2020-01-01T00:00:00+00:00)",
+        "taking over expired lock of unknown (expired unreadable)"]
+
+
+def test_a_lock_whose_process_belongs_to_another_user_is_not_taken_over(store, monkeypatch):
+    here = RunLock(store, "meta/lock", 600)
+    host, namespace, _pid, tag = here.owner.split(":")
+    store.put_bytes("meta/lock", json.dumps(
+        {"owner": f"{host}:{namespace}:4194304:{tag}",
+         "expires_at": "2999-01-01T00:00:00+00:00"}).encode())
+
+    def not_permitted(_pid, _signal):
+        raise PermissionError("not yours")
+
+    monkeypatch.setattr("xetra.jobcontrol.os.kill", not_permitted)
+    with pytest.raises(LockHeldError):
+        RunLock(store, "meta/lock", 600).acquire()
+
+
+def live_slice(store, first, last):
+    """A live lock of the backfill slice first..last (held by some other process)."""
+    key = slice_lock_key(MetaSettings(), first, last)
+    store.put_bytes(key, json.dumps({"owner": "slicer", "expires_at":
+                                     "2999-01-01T00:00:00+00:00"}).encode())
+    return key
+
+
+def test_live_slice_locks_skip_other_files_and_stop_the_weekly_run(store):
+    prefix = slice_lock_prefix(MetaSettings())
+    store.put_bytes(f"{prefix}0-not-a-slice", b"x")
+    live_slice(store, D(2021, 1, 1), D(2021, 1, 31))
+    store.put_bytes(f"{prefix}2021-02-01_2021-02-28", b'{"owner": "done", "expires_at": '
+                                                      b'"2000-01-01T00:00:00+00:00"}')
+    assert live_slice_locks(store, MetaSettings()) == [
+        (D(2021, 1, 1), D(2021, 1, 31), "slicer until 2999-01-01T00:00:00+00:00")]
+    with pytest.raises(LockHeldError) as error:
+        GlobalLock(store, MetaSettings()).acquire()
+    assert str(error.value) == (
+        "a backfill slice 2021-01-01..2021-01-31 (slicer until 2999-01-01T00:00:00+00:00) is "
+        f"running on this target (1 live slice lock(s) under {store.root}/{prefix}); this "
+        "run stops without writing")
+    assert store.get_versioned(MetaSettings().lock_key) is None  # given up again
+
+
+@pytest.mark.parametrize("first, last, overlaps", [
+    (D(2021, 1, 31), D(2021, 2, 5), True),     # shares the last day
+    (D(2020, 12, 20), D(2021, 1, 1), True),    # shares the first day
+    (D(2021, 2, 1), D(2021, 2, 5), False),     # the day after
+    (D(2020, 12, 20), D(2020, 12, 31), False),  # the day before
+])
+def test_slices_sharing_even_one_day_exclude_each_other(store, first, last, overlaps):
+    live_slice(store, D(2021, 1, 1), D(2021, 1, 31))
+    lock = SliceLock(store, MetaSettings(), first, last)
+    if overlaps:
+        with pytest.raises(LockHeldError) as error:
+            lock.acquire()
+        assert str(error.value) == (
+            "an overlapping backfill slice 2021-01-01..2021-01-31 (slicer until "
+            f"2999-01-01T00:00:00+00:00) is running on this target; slice {first}..{last} "
+            "stops without writing")
+        assert store.get_versioned(lock.key) is None
+    else:
+        lock.acquire()
+        lock.release()
