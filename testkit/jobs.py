@@ -61,6 +61,15 @@ class Job:
         """(Re)write the configuration file after changing `self.config`."""
         return write_config(self.config_path, self.config)
 
+    def set_key(self, dotted: str, value) -> None:
+        """Set config key `section.key` (or `section.sub.key`) and rewrite the file."""
+        *path, last = dotted.split(".")
+        section = self.config
+        for name in path:
+            section = section.setdefault(name, {})
+        section[last] = value
+        self.write()
+
     def _log_since(self, offset: int) -> str:
         if not self.log_file.exists():
             return ""

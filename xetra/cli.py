@@ -128,11 +128,10 @@ def execute(args: argparse.Namespace, config: AppConfig, window: tuple[dt.date, 
     source = open_store(config.source, config, create=False)
     read_only = args.dry_run or args.plan or args.verify
     target = open_store(config.target, config, create=not read_only)
-    check_access(source, "source")
-    if not read_only or config.target.is_s3:
-        check_access(target, "target")  # a dry run creates no local folder
     with ThreadPoolExecutor(config.job.max_concurrent_reads,
                             thread_name_prefix="xetra-read") as pool:
+        check_stores(pool, [(source, "source")] + (  # a dry run creates no local folder
+            [(target, "target")] if not read_only or config.target.is_s3 else []))
         etl = XetraETL(source, target, config, pool)
         if args.dry_run:
             pending = etl.plan(first, last)
@@ -190,6 +189,19 @@ def use_lean_memory_pool() -> None:
     except NotImplementedError:
         logger.debug("pyarrow has no jemalloc pool; keeping %s",
                      pa.default_memory_pool().backend_name)
+
+
+def check_stores(pool: ThreadPoolExecutor, stores: list[tuple[ObjectStore, str]]) -> None:
+    """check_access of each store in order; S3 buckets all at once (a round trip each), the
+    first one's error raised first. A local target is checked only once the source is
+    reachable, since checking it creates its folder."""
+    if not any(isinstance(store, LocalStorage) for store, _ in stores):
+        checks = [pool.submit(check_access, store, section) for store, section in stores]
+        for check in checks:
+            check.result()
+        return
+    for store, section in stores:
+        check_access(store, section)
 
 
 def check_mode_arguments(args: argparse.Namespace) -> None:

@@ -387,7 +387,8 @@ class XetraETL:
                                        (progress, {item.day: item for item in stale},
                                         should_stop))
                 self._warn_stale_after(last)
-        without_source = [day for day in self.control.pending(first, last)
+        # The meta file as this run left it: no read more for the count of missing dates.
+        without_source = [day for day in self.meta.pending_dates(self.meta.current(), first, last)
                           if day not in folders]
         self._count_missing(summary, without_source)
         summary.seconds = time.monotonic() - started
@@ -404,7 +405,7 @@ class XetraETL:
 
     def _warn_stale_after(self, last: dt.date) -> None:
         """Name the dates after the range that now compare with the wrong day."""
-        after = self.control.stale(self.meta.load(), last + dt.timedelta(days=1),
+        after = self.control.stale(self.meta.current(), last + dt.timedelta(days=1),
                                    last + dt.timedelta(days=self.config.job.lookback_days))
         for item in after:
             logger.warning("%s (outside this run's range); a run over it computes it again",

@@ -200,6 +200,11 @@ class MetaProcess:
             self._known = MetaSnapshot(entries, current.etag, extra_columns)
         return self._known
 
+    def current(self) -> MetaSnapshot:
+        """The version last read or written here, read when there is none: for what a run
+        reports after its own updates (another writer's change since is not seen)."""
+        return self._known if self._known is not None else self.load()
+
     @staticmethod
     def pending_dates(snapshot: MetaSnapshot, first: dt.date, last: dt.date) -> list[dt.date]:
         """Dates from `first` to `last` that the meta file does not list yet."""
