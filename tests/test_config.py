@@ -374,3 +374,21 @@ def test_messages_name_the_value_given(raw, path, value, message):
     with pytest.raises(ConfigError) as error:
         config_from_mapping(edit(raw, path, value))
     assert str(error.value) == message
+
+
+@pytest.mark.parametrize("path, value, message", [
+    ("report.name", "a b", "report.name: only letters, digits, '_', '.', '-' are allowed, "
+                           "got 'a b'"),
+    ("report.currencies", ["eur"], "report.currencies: expected a non-empty list of ISO "
+                                   "currency codes like EUR, got ['eur']"),
+    ("job", ..., "job: missing required section"),
+])
+def test_report_and_job_messages_in_full(raw, path, value, message):
+    with pytest.raises(ConfigError) as error:
+        config_from_mapping(edit(raw, path, value))
+    assert str(error.value) == message
+
+
+def test_a_prefix_ending_in_a_slash_is_kept_as_it_is(raw):
+    assert config_from_mapping(raw).report.prefix == "report1/"
+    assert config_from_mapping(edit(raw, "report.prefix", "a/b/")).report.prefix == "a/b/"
