@@ -22,7 +22,7 @@ from xetra.errors import NeedsAllColumns, OverdueData, SourceFormatError, TooMan
 from xetra.formats import (HEADER_ONLY_SIZES, SOURCE_COLUMNS, TRADE_COLUMNS, ParsedSource,
                            empty_source_table)
 from xetra.jobcontrol import Claim, JobControl
-from xetra.meta import MetaEntry, MetaProcess
+from xetra.meta import MetaEntry, MetaProcess, MetaSnapshot
 from xetra.progress import Progress, format_dates
 from xetra.source_index import SourceIndex
 from xetra.storage import ObjectStore
@@ -340,12 +340,12 @@ class XetraETL:
         """Today in the job's time zone (where "yesterday" and overdue are counted)."""
         return dt.datetime.now(ZoneInfo(self.config.job.timezone)).date()
 
-    def warn_accepted_with_data(self, first: dt.date, last: dt.date,
-                                folders: set[dt.date]) -> list[str]:
+    def warn_accepted_with_data(self, first: dt.date, last: dt.date, folders: set[dt.date],
+                                snapshot: MetaSnapshot | None = None) -> list[str]:
         """Warn about accepted gaps of the range whose source now has hourly objects; the
-        warnings (they stay accepted)."""
+        warnings (they stay accepted). `snapshot`: the meta file just read (else read now)."""
         warnings = []
-        for day, entry in sorted(self.meta.load().entries.items()):
+        for day, entry in sorted((snapshot or self.meta.load()).entries.items()):
             if first <= day <= last and entry.status == ACCEPTED_MISSING and \
                     day in folders and self.reader.hourly_objects(day):
                 warnings.append(f"{day} is recorded as accepted missing ({entry.reason}) but "
@@ -375,18 +375,28 @@ class XetraETL:
             formats.start_parquet_import()
         summary = RunSummary(max_wait_days=self.config.job.max_wait_days)
         folders = set(self.reader.dates_with_hourly_objects(first, last))
-        self.warn_accepted_with_data(first, last, folders)
-        with self.control.claim(first, last, slice_only, folders) as claim:
-            progress = Progress(len(claim.dates))
-            self._process_days(claim, claim.dates, summary, (progress, {}, should_stop))
-            if claim.lock is not None:
-                stale = self.control.stale(self.meta.load(), first, last)
-                if stale:
-                    progress.total += len(stale)
-                    self._process_days(claim, [item.day for item in stale], summary,
-                                       (progress, {item.day: item for item in stale},
-                                        should_stop))
-                self._warn_stale_after(last)
+        snapshot = self.meta.load()
+        self.warn_accepted_with_data(first, last, folders, snapshot)
+        with ThreadPoolExecutor(READ_AHEAD_DAYS, thread_name_prefix="xetra-early") as early_pool:
+            # The first dates are read while the lock is taken (round trips on S3); a date
+            # the claim does not hand out after all (another run did it) is dropped unread.
+            early = {day: early_pool.submit(self._extract_and_select, day) for day in
+                     [day for day in self.meta.pending_dates(snapshot, first, last)
+                      if day in folders][:READ_AHEAD_DAYS]}
+            with self.control.claim(first, last, slice_only, folders) as claim:
+                for day in set(early) - set(claim.dates[:READ_AHEAD_DAYS]):
+                    early.pop(day).cancel()
+                progress = Progress(len(claim.dates))
+                self._process_days(claim, claim.dates, summary, (progress, {}, should_stop),
+                                   early)
+                if claim.lock is not None:
+                    stale = self.control.stale(self.meta.load(), first, last)
+                    if stale:
+                        progress.total += len(stale)
+                        self._process_days(claim, [item.day for item in stale], summary,
+                                           (progress, {item.day: item for item in stale},
+                                            should_stop))
+                    self._warn_stale_after(last)
         # The meta file as this run left it: no read more for the count of missing dates.
         without_source = [day for day in self.meta.pending_dates(self.meta.current(), first, last)
                           if day not in folders]
@@ -413,13 +423,15 @@ class XetraETL:
 
     def _process_days(self, claim: Claim, days: list[dt.date], summary: RunSummary,
                       context: tuple[Progress, dict[dt.date, StaleDate],
-                                     Callable[[], bool] | None]) -> None:
+                                     Callable[[], bool] | None],
+                      early: dict[dt.date, Future] | None = None) -> None:
         """Process `days` in order, committing each in the committer thread, until
-        `should_stop` (context[2]) says the deadline has come."""
+        `should_stop` (context[2]) says the deadline has come. `early`: reads of the first
+        days already started."""
         progress, stale, should_stop = context
         with ThreadPoolExecutor(1, thread_name_prefix="xetra-commit") as committer:
             committing: Future | None = None
-            for index, (day, source) in enumerate(self._sources_ahead(days)):
+            for index, (day, source) in enumerate(self._sources_ahead(days, early or {})):
                 if should_stop is not None and should_stop():
                     summary.left.extend(days[index:])
                     logger.warning("deadline reached: %d date(s) left for the next run, from %s",
@@ -431,7 +443,8 @@ class XetraETL:
             if committing is not None:
                 committing.result()
 
-    def _sources_ahead(self, days: list[dt.date]) -> Iterator[tuple[dt.date, DaySource | None]]:
+    def _sources_ahead(self, days: list[dt.date], early: dict[dt.date, Future]
+                       ) -> Iterator[tuple[dt.date, DaySource | None]]:
         """Each day with its source, while the next READ_AHEAD_DAYS days are being read.
 
         Reading, parsing and selecting the trades of the coming days (GETs, Arrow threads)
@@ -440,13 +453,14 @@ class XetraETL:
         day is committed first, as without read-ahead.
         """
         with ThreadPoolExecutor(READ_AHEAD_DAYS, thread_name_prefix="xetra-ahead") as ahead:
-            upcoming = deque(ahead.submit(self._extract_and_select, day)
-                             for day in days[:READ_AHEAD_DAYS])
+            def read(day: dt.date) -> Future:
+                return early.pop(day, None) or ahead.submit(self._extract_and_select, day)
+
+            upcoming = deque(read(day) for day in days[:READ_AHEAD_DAYS])
             for index, day in enumerate(days):
                 current = upcoming.popleft()
                 if index + READ_AHEAD_DAYS < len(days):
-                    upcoming.append(ahead.submit(self._extract_and_select,
-                                                 days[index + READ_AHEAD_DAYS]))
+                    upcoming.append(read(days[index + READ_AHEAD_DAYS]))
                 yield day, current.result()
                 del current  # the day's rows are freed once it is done
 
