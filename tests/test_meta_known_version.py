@@ -78,3 +78,16 @@ def test_a_deleted_file_is_written_anew_with_the_new_date_only(tmp_path):
     store.delete(KEY)
     meta.record([MetaEntry(dt.date(2021, 5, 4), WHEN)])
     assert dates_in_file(store) == ["2021-05-04"]
+
+
+def test_current_reads_only_when_nothing_is_known(tmp_path):
+    store = CountingStore(tmp_path, create=True)
+    store.put_bytes(KEY, b"source_date,datetime_of_processing\n2021-05-03," + WHEN.encode()
+                    + b"\n")
+    meta = MetaProcess(store, MetaSettings())
+    assert sorted(meta.current().entries) == [dt.date(2021, 5, 3)]
+    assert store.meta_reads == 1
+    meta.record([MetaEntry(dt.date(2021, 5, 4), WHEN)])
+    store.delete(KEY)  # unseen by `current`, which reports what this process last wrote
+    assert sorted(meta.current().entries) == [dt.date(2021, 5, 3), dt.date(2021, 5, 4)]
+    assert store.meta_reads == 1

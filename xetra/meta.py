@@ -239,7 +239,6 @@ class MetaProcess:
                 self._known = MetaSnapshot(merged, etag, snapshot.extra_columns)
                 return self._known
             except PreconditionFailed:
-                self._known = None
                 self.conflicts += 1
                 logger.info("meta file changed during update (attempt %d), retrying", attempt)
                 # Full jitter: writers that lost together do not retry in lockstep.
