@@ -14,13 +14,6 @@ from testkit.threedays import D1, D2, D3, three_days
 MAX_ERROR_LINE = 400  # characters: what a user can read on one line
 
 
-def set_key(job: Job, dotted: str, value) -> None:
-    """Set config key `section.key` and rewrite the file."""
-    section, key = dotted.split(".")
-    job.config.setdefault(section, {})[key] = value
-    job.write()
-
-
 def check_config_error(job: Job, start: str, *args: str) -> str:
     """Exit 2, one short line that starts with `start`, nothing written; returns the line."""
     result = job.run(*(args or ("--to", D3)))
@@ -158,7 +151,7 @@ def test_a_few_aliases_are_fine(tmp_path):
 def test_a_config_error_prints_a_bounded_line(tmp_path, dotted, value):
     """A huge wrong value is named, not printed whole."""
     job = Job(tmp_path, Folder(tmp_path / "source"), Folder(tmp_path / "target"))
-    set_key(job, dotted, value)
+    job.set_key(dotted, value)
     check_config_error(job, f"{dotted}: ")
 
 
@@ -194,7 +187,7 @@ def test_numeric_settings_out_of_range_fail_before_any_io(tmp_path, dotted, valu
     """Exit 2 naming the setting and its range; the source is not even listed (it does not
     exist) and the target folder is not created."""
     job = Job(tmp_path, Folder(tmp_path / "no-source"), Folder(tmp_path / "target"))
-    set_key(job, dotted, value)
+    job.set_key(dotted, value)
     check_config_error(job, f"{dotted}: {message}")
 
 
@@ -208,7 +201,7 @@ def test_numeric_settings_at_the_ends_of_their_range_are_accepted(tmp_path, dott
     source = Folder(tmp_path / "source")
     fill(source, three_days())
     job = Job(tmp_path, source, Folder(tmp_path / "target"))
-    set_key(job, dotted, value)
+    job.set_key(dotted, value)
     result = job.run("--to", D3)
     assert result.code == 0, result
 
@@ -221,5 +214,5 @@ def test_dates_before_any_xetra_data_are_rejected(tmp_path, args, config_date, m
     """A first date before 1990 (Xetra started in 1997) would only list empty folders, and
     near year 1 the look-back overflows: exit 2 before any I/O."""
     job = Job(tmp_path, Folder(tmp_path / "no-source"), Folder(tmp_path / "target"))
-    set_key(job, "job.first_date", config_date)
+    job.set_key("job.first_date", config_date)
     check_config_error(job, message, *(args or ("--to", D3)))

@@ -10,16 +10,6 @@ from testkit.targets import META_KEY, Folder, fill, new_bucket
 from testkit.threedays import D1, D3, three_days
 
 
-def set_key(job: Job, dotted: str, value) -> None:
-    """Set config key `section.key` (or `section.sub.key`) and rewrite the file."""
-    *path, last = dotted.split(".")
-    section = job.config
-    for name in path:
-        section = section.setdefault(name, {})
-    section[last] = value
-    job.write()
-
-
 CONFIG_ERRORS = [
     # (config changes, extra args, message on stderr after "xetra: configuration error: ")
     ({"job.bogus": 1}, [], "job.bogus: unknown key"),
@@ -46,7 +36,7 @@ CONFIG_ERRORS = [
 def test_config_error_exit_2_before_any_write(local_job, changes, args, message):
     """Exit 2, one line naming the setting, and the target folder is not even created."""
     for dotted, value in changes.items():
-        set_key(local_job, dotted, value)
+        local_job.set_key(dotted, value)
     result = local_job.run(*args) if args else local_job.run("--to", D3)
     assert result.code == 2, result
     assert result.err.startswith(f"xetra: configuration error: {message}")
@@ -56,7 +46,7 @@ def test_config_error_exit_2_before_any_write(local_job, changes, args, message)
 
 def test_target_equal_to_source_is_rejected(local_job):
     """The report must never be written into the source."""
-    set_key(local_job, "target.url", local_job.source.url + "/")
+    local_job.set_key("target.url", local_job.source.url + "/")
     result = local_job.run("--to", D3)
     assert result.code == 2
     assert result.err.startswith("xetra: configuration error: target.url: must differ from "
@@ -67,7 +57,7 @@ def test_target_equal_to_source_is_rejected(local_job):
 @pytest.mark.s3server
 def test_bucket_that_does_not_exist(moto_job):
     """Exit 1 naming the bucket and the section, before any write."""
-    set_key(moto_job, "target.url", "s3://xetra-no-such-bucket/")
+    moto_job.set_key("target.url", "s3://xetra-no-such-bucket/")
     result = moto_job.run("--to", D3)
     assert result.code == 1
     assert result.err == ("xetra: run failed: bucket xetra-no-such-bucket does not exist "
@@ -79,9 +69,9 @@ def test_endpoint_refusing_connections(local_job, motoserver):
     """Nothing listens on the endpoint: exit 1 naming the endpoint and the section."""
     local_job.env = motoserver.env()  # credentials are there; the endpoint is not
     endpoint = f"http://127.0.0.1:{free_port()}"
-    set_key(local_job, "source.url", "s3://xetra-src/")
-    set_key(local_job, "source.endpoint_url", endpoint)
-    set_key(local_job, "s3.max_attempts", 2)
+    local_job.set_key("source.url", "s3://xetra-src/")
+    local_job.set_key("source.endpoint_url", endpoint)
+    local_job.set_key("s3.max_attempts", 2)
     result = local_job.run("--to", D3)
     assert result.code == 1
     assert result.err == (f"xetra: run failed: cannot access s3://xetra-src/: cannot connect to "
