@@ -27,8 +27,10 @@ import subprocess
 import sys
 import tempfile
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Iterator
 
 import psutil
 import pyarrow as pa
@@ -389,8 +391,10 @@ def run_once(bench: Bench, peers: list[str], s3_job=None, baseline: Path | None 
           flush=True)
 
 
-def run_with_s3(bench: Bench, peers: list[str], runs: int) -> None:
-    """Upload the data to SeaweedFS once, then repeat every contender with the S3 job too."""
+@contextmanager
+def seaweedfs_with_data(bench: Bench) -> Iterator[tuple[object, object]]:
+    """SeaweedFS on 127.0.0.1 with the data uploaded to bench-source and an empty
+    bench-target; yields the server and a client."""
     with seaweedfs() as server:
         client = server.client()
         client.create_bucket(Bucket="bench-source")
@@ -398,6 +402,12 @@ def run_with_s3(bench: Bench, peers: list[str], runs: int) -> None:
         started = time.perf_counter()
         count = upload_folder(server, "bench-source", bench.data)
         print(f"uploaded {count} objects in {time.perf_counter() - started:.1f}s", flush=True)
+        yield server, client
+
+
+def run_with_s3(bench: Bench, peers: list[str], runs: int) -> None:
+    """Upload the data to SeaweedFS once, then repeat every contender with the S3 job too."""
+    with seaweedfs_with_data(bench) as (server, client):
         for _ in range(runs):
             run_once(bench, peers, lambda: bench.job_from_s3(server, client))
 
@@ -406,13 +416,10 @@ def run_with_proxy(bench: Bench, contenders: list[str], args: argparse.Namespace
     """Upload the data to SeaweedFS once; then each repetition runs the job locally (the
     reference), and the job, the baseline, DuckDB, polars and the fetch floor through the
     latency proxy."""
-    with seaweedfs() as server:
-        client = server.client()
-        client.create_bucket(Bucket="bench-source")
-        client.create_bucket(Bucket="bench-target")
-        started = time.perf_counter()
-        count = upload_folder(server, "bench-source", bench.data)
-        print(f"uploaded {count} objects in {time.perf_counter() - started:.1f}s", flush=True)
+    if "duckdb" in contenders and not Path(args.duckdb_python).exists():
+        sys.exit(f"no DuckDB with httpfs at {args.duckdb_python}: run "
+                 f"`sh benchmarks/make_duckdb_httpfs_venv.sh` first (or --only without duckdb)")
+    with seaweedfs_with_data(bench) as (server, _):
         with latency_proxy(server.endpoint_url, args.proxy_ms, args.proxy_mbps) as (url, _):
             remote = (url, server.env())
             bench.versus = "fetch (S3 via proxy)"
