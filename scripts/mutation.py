@@ -36,7 +36,7 @@ MODULES = {
     "config": ["tests/test_config.py", "tests/test_cli.py",
                "tests/faults/test_faults_config_hardening.py"],
     "storage": ["tests/test_storage.py", "tests/test_etl.py", "tests/test_meta.py"],
-    "s3": ["tests/test_storage.py", "tests/test_etl.py"],
+    "s3": ["tests/test_storage.py", "tests/test_etl.py", "tests/test_s3_connector.py"],
     "meta": ["tests/test_meta.py", "tests/test_meta_known_version.py",
              "tests/test_meta_migration.py", "tests/test_etl.py",
              "tests/faults/test_faults_config_meta.py"],
