@@ -221,3 +221,45 @@ def test_access_check(connector):
     assert str(missing.value) == "bucket xetra-b does not exist (s3://xetra-b/p/)"
     assert str(denied.value) == "cannot access s3://xetra-b/p/: access denied"
     assert connector.describe("k") == "s3://xetra-b/p/k"
+
+
+def test_bare_client_errors_still_give_one_line(connector):
+    """An error response without Error, Code, Message or status (a proxy's bare answer)."""
+    assert str(connector._error(ClientError({}, "GetObject"), WHERE)) == (  # pylint: disable=W0212
+        f"{WHERE}: None")
+    no_message = ClientError({"Error": {"Code": "SlowDown"}}, "GetObject")
+    assert str(connector._error(no_message, WHERE)) == f"{WHERE}: SlowDown"  # pylint: disable=W0212
+    status_only = ClientError({"ResponseMetadata": {"HTTPStatusCode": 500}}, "GetObject")
+    assert str(connector._error(status_only, WHERE)) == f"{WHERE}: 500"  # pylint: disable=W0212
+
+
+def test_every_failing_call_names_its_action_and_key(connector):
+    with Stubber(connector.client) as stub:
+        for method in ("list_objects_v2", "get_object", "put_object", "put_object"):
+            stub.add_client_error(method, "AccessDenied", "", 403)
+        with pytest.raises(StorageError) as listing:
+            connector.list_objects("2021-03")
+        with pytest.raises(StorageError) as reading:
+            connector.get_versioned("k")
+        with pytest.raises(StorageError) as writing:
+            connector.put_bytes("k", b"x")
+        with pytest.raises(StorageError) as replacing:
+            connector.put_bytes("k", b"x", if_match='"e1"')
+    assert str(listing.value) == "cannot list s3://xetra-b/p/2021-03: access denied"
+    assert str(reading.value) == "cannot read s3://xetra-b/p/k: access denied"
+    assert str(writing.value) == str(replacing.value) == \
+        "cannot write s3://xetra-b/p/k: access denied"
+
+
+def test_pages_without_entries_and_the_whole_bucket(connector):
+    with Stubber(connector.client) as stub:
+        stub.add_response("list_objects_v2", {"IsTruncated": False},
+                          {"Bucket": "xetra-b", "Prefix": "p/", "Delimiter": "/"})
+        stub.add_response("list_objects_v2", {"IsTruncated": False},
+                          {"Bucket": "xetra-b", "Prefix": "p/x"})
+        stub.add_response("list_objects_v2", {
+            "CommonPrefixes": [{"Prefix": "p/2021-03-01/"}], "IsTruncated": False},
+            {"Bucket": "xetra-b", "Prefix": "p/", "Delimiter": "/"})
+        assert connector.list_folders() == []
+        assert connector.list_objects("x") == []
+        assert connector.list_folders() == ["2021-03-01"]
