@@ -393,20 +393,26 @@ def test_meta_write_that_landed_but_failed_keeps_the_report(folders, pool, monke
     assert report.read_bytes() == before and friday() == wanted
 
 
+def meta_write_never_lands(monkeypatch, meta_key):
+    """Make every local write of the meta file fail; returns the real `put_bytes`."""
+    original = LocalStorage.put_bytes
+
+    def never_lands(self, key, data, **conditions):
+        if key == meta_key:
+            raise StorageError(f"cannot write {key}")
+        return original(self, key, data, **conditions)
+
+    monkeypatch.setattr(LocalStorage, "put_bytes", never_lands)
+    return original
+
+
 def test_meta_write_that_fails_for_good_removes_the_report(folders, pool, monkeypatch,
                                                            caplog):
     """The counterpart: the write never lands, so the date is not listed and its report is
     removed (exactly once: no report without its meta entry); the rerun processes it."""
     write_weekend_case(folders[0])
     etl = make_etl(folders, pool, first_date="2021-05-07")
-    original = LocalStorage.put_bytes
-
-    def never_lands(self, key, data, **conditions):
-        if key == etl.config.meta.key:
-            raise StorageError(f"cannot write {key}")
-        return original(self, key, data, **conditions)
-
-    monkeypatch.setattr(LocalStorage, "put_bytes", never_lands)
+    original = meta_write_never_lands(monkeypatch, etl.config.meta.key)
     with pytest.raises(StorageError, match="cannot write"):
         etl.etl_report1(FRIDAY, FRIDAY)
     report = folders[1] / "report1" / "xetra_report1_2021-05-07.parquet"
@@ -558,13 +564,6 @@ def test_a_report_that_cannot_be_removed_is_named_for_the_next_run(folders, pool
     the error and the date whose next run replaces it; the meta error is the one raised."""
     write_weekend_case(folders[0])
     etl = make_etl(folders, pool, first_date="2021-05-07")
-    original = LocalStorage.put_bytes
-
-    def never_lands(self, key, data, **conditions):
-        if key == etl.config.meta.key:
-            raise StorageError(f"cannot write {key}")
-        return original(self, key, data, **conditions)
-
     original_delete = LocalStorage.delete
 
     def cannot_delete(self, key):
@@ -572,7 +571,7 @@ def test_a_report_that_cannot_be_removed_is_named_for_the_next_run(folders, pool
             raise StorageError(f"permission denied: {key}")
         original_delete(self, key)  # the lock is released as usual
 
-    monkeypatch.setattr(LocalStorage, "put_bytes", never_lands)
+    meta_write_never_lands(monkeypatch, etl.config.meta.key)
     monkeypatch.setattr(LocalStorage, "delete", cannot_delete)
     with pytest.raises(StorageError, match="cannot write"):
         etl.etl_report1(FRIDAY, FRIDAY)

@@ -266,22 +266,26 @@ def test_a_recompute_updates_the_entry_but_keeps_first_processing_and_user_colum
                              (("note", "checked"),))
 
 
-def test_contention_figures_count_updates_and_lost_races(meta, monkeypatch):
-    assert meta.contention_line() == \
-        "meta file updates=0 conflicts_412=0 update_seconds=0.00 (0.000 s per update)"
-    original_put = meta.store.put_bytes
+def lose_first_write(put_bytes):
+    """Wrap `put_bytes` so that its first call loses a race (412) and later calls go through."""
     lost = []
 
     def lose_once(key, data, **condition):
         if not lost:
             lost.append(key)
             raise PreconditionFailed("changed")
-        return original_put(key, data, **condition)
+        return put_bytes(key, data, **condition)
 
+    return lose_once
+
+
+def test_contention_figures_count_updates_and_lost_races(meta, monkeypatch):
+    assert meta.contention_line() == \
+        "meta file updates=0 conflicts_412=0 update_seconds=0.00 (0.000 s per update)"
     clock = iter([10.0, 10.5, 20.0, 20.25])  # start and end of each update
     monkeypatch.setattr("xetra.meta.time.monotonic", lambda: next(clock))
     monkeypatch.setattr("xetra.meta.time.sleep", lambda _seconds: None)
-    monkeypatch.setattr(meta.store, "put_bytes", lose_once)
+    monkeypatch.setattr(meta.store, "put_bytes", lose_first_write(meta.store.put_bytes))
     meta.record([MetaEntry(D(2021, 5, 4), "2021-05-10T00:00:01+00:00")])
     meta.record([MetaEntry(D(2021, 5, 5), "2021-05-10T00:00:01+00:00")])
     assert meta.contention_line() == \
@@ -422,16 +426,7 @@ def test_record_writes_lf_lines_returns_the_new_version_and_logs_what_it_does(st
                                                                              caplog):
     store.put_bytes(KEY, b"source_date,datetime_of_processing,note\n"
                          b"2021-05-07,2021-05-10T00:00:00,checked\n")
-    original_put = store.put_bytes
-    lost = []
-
-    def lose_once(key, data, **condition):
-        if not lost:
-            lost.append(key)
-            raise PreconditionFailed("changed")
-        return original_put(key, data, **condition)
-
-    store.put_bytes = lose_once
+    store.put_bytes = lose_first_write(store.put_bytes)
     with caplog.at_level("INFO", logger="xetra.meta"):
         snapshot = meta.record([MetaEntry(D(2021, 5, 7), "2021-05-11T00:00:00+00:00"),
                                 MetaEntry(D(2021, 5, 8), "2021-05-11T00:00:00+00:00")])
