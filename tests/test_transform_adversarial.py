@@ -13,6 +13,7 @@ from collections import Counter
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 import pytest
 
 from xetra import transform
@@ -371,12 +372,12 @@ def test_each_day_encodes_its_isin_and_time_values_once(monkeypatch):
     hour object and ~3k ISINs: encoding is the costly part). A day with duplicates takes every
     path: two encodings, one per column, whatever the path."""
     encoded = []
-    original = transform.pc.dictionary_encode
+    original = pc.dictionary_encode
 
     def counting(values, *args, **kwargs):
         encoded.append(len(values))
         return original(values, *args, **kwargs)
-    monkeypatch.setattr(transform.pc, "dictionary_encode", counting)
+    monkeypatch.setattr(pc, "dictionary_encode", counting)  # the module transform uses
     rows = [source_row("DE0005140008", "09:00"), source_row("DE0005140008", "09:00"),
             source_row("DE0007164600", "10:00", volume=0)]
     trades, counts = transform.select_trades(table_of(rows, chunks=2), DAY, ["EUR"])
