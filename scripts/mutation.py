@@ -30,7 +30,8 @@ MARKERS = "not container and not airflow and not lambda_runtime and not s3server
 # The fast tests that exercise each module (no S3 server; the faults tests named here run the
 # job in-process through testkit.jobs.Job.run).
 MODULES = {
-    "transform": ["tests/test_transform.py", "tests/test_etl.py", "tests/test_formats.py"],
+    "transform": ["tests/test_transform.py", "tests/test_transform_adversarial.py",
+                  "tests/test_etl.py", "tests/test_formats.py"],
     "formats": ["tests/test_formats.py", "tests/test_transform.py", "tests/test_etl.py",
                 "tests/test_streaming.py"],
     "config": ["tests/test_config.py", "tests/test_cli.py",
