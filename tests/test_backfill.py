@@ -216,7 +216,9 @@ def test_slice_removes_orphans_of_its_own_dates_only(job, config):
     status, out, _ = job("--config", str(path), "--slice", "--from", "2018-01-01",
                          "--to", "2018-01-07")
     assert status == 0
-    assert "meta file updates=7 conflicts_412=0" in out
+    # 7 dates in at most 7 updates (dates computed during a commit share the next one)
+    updates = int(out.split("meta file updates=", 1)[1].split()[0])
+    assert 1 <= updates <= 7 and "conflicts_412=0" in out
     assert not (target / inside).exists()
     assert (target / outside).read_bytes() == b"left by another slice"
 

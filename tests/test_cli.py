@@ -148,6 +148,24 @@ def test_open_store_picks_the_adapter(repo_root):
     assert type(cli.open_store(local.source, local, create=False)).__name__ == "LocalStorage"
 
 
+def test_source_and_target_clients_come_from_one_session(repo_root, monkeypatch):
+    """A second boto3 Session would load botocore's model again (~0.2 s of a run's start)."""
+    from xetra import s3  # pylint: disable=import-outside-toplevel
+    sessions = []
+    real = s3.new_session
+    monkeypatch.setattr(s3, "new_session", lambda: sessions.append(real()) or sessions[-1])
+    config = load_config(repo_root / "configs" / "xetra_report1.yml")
+    config = config.with_locations(None, "s3://some-target/reports/")
+    source, target = cli.open_stores(config, create_target=True)
+    assert len(sessions) == 1
+    assert (source.bucket_name, target.bucket_name) == (config.source.bucket, "some-target")
+    assert source.client.meta.config.signature_version != \
+        target.client.meta.config.signature_version  # the public source stays unsigned
+    local = config.with_locations(None, "out")
+    assert type(cli.open_stores(local, create_target=False)[1]).__name__ == "LocalStorage"
+    assert len(sessions) == 2  # one S3 location: its client's own session
+
+
 def test_lean_memory_pool_is_jemalloc_unless_the_build_lacks_it(monkeypatch):
     before = pa.default_memory_pool()
     try:

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from testkit.paths import REPO
-from testkit.processes import kill_at_call, run_job
+from testkit.processes import kill_at_stage, run_job
 from testkit.reference import read_all_rows, reference_report
 from testkit.sample import (FIRST, LAST, SAMPLE_DATES, assert_same_report, local_report,
                             meta_dates, s3_report, sample_config)
@@ -102,15 +102,21 @@ def test_one_run_over_two_weeks_equals_two_weekly_runs(tmp_path):
         meta_dates((weekly / META_KEY).read_text()) == [str(day) for day in days]
 
 
-def killed_then_rerun(config: Path, nth_record: int,
+def killed_then_rerun(config: Path, day: dt.date,
                       env: dict[str, str] | None = None) -> tuple[str, str]:
-    """Kill the job as it is about to record the nth date in the meta file, then rerun it."""
+    """Kill the job as it is about to record `day` in the meta file (its report object
+    written), then rerun it. The dates computed while an earlier commit was under way share
+    `day`'s commit (xetra.etl.GroupCommitter): the killed run recorded the dates before that
+    group, the rerun processes the rest. Checks both logs say so; returns them."""
     killed = run_job("--config", str(config), "--to", str(LAST),
-                     env={**(env or {}), **kill_at_call("xetra.meta:MetaProcess.record",
-                                                        nth_record)})
+                     env={**(env or {}), **kill_at_stage("report_written", str(day))})
     assert killed.returncode == -9, killed.stderr
+    recorded = [other for other in SAMPLE_DATES if f"{other}: " in killed.stdout]
+    assert recorded == SAMPLE_DATES[:len(recorded)] and day not in recorded
     rerun = run_job("--config", str(config), "--to", str(LAST), env=env)
     assert rerun.returncode == 0, rerun.stderr
+    todo = SAMPLE_DATES[len(recorded):]
+    assert f"dates processed={len(todo)} ({todo[0]}..{LAST})" in rerun.stdout
     return killed.stdout, rerun.stdout
 
 
@@ -118,9 +124,7 @@ def test_killed_between_report_and_meta_then_rerun_gives_each_date_once(tmp_path
                                                                         expected):
     target = tmp_path / "out"
     config = sample_config(tmp_path / "c.yml", str(sample_dir), str(target))
-    killed_out, rerun_out = killed_then_rerun(config, nth_record=7)
-    assert "2017-07-02: " in killed_out and "2017-07-03: " not in killed_out
-    assert "dates processed=2 (2017-07-03..2017-07-04)" in rerun_out
+    killed_then_rerun(config, dt.date(2017, 7, 3))
     assert_same_report(local_report(target), expected)
     assert meta_dates((target / META_KEY).read_text()) == [str(day) for day in SAMPLE_DATES]
     assert len(list(target.glob("report1/*"))) == 6  # one object per trading day
@@ -143,9 +147,7 @@ def test_s3_run_rerun_and_kill_on_seaweedfs(tmp_path, seaweed, buckets, expected
     client, source, target = buckets
     config = sample_config(tmp_path / "c.yml", f"s3://{source}/xetra/", f"s3://{target}/",
                           seaweed.endpoint_url)
-    killed_out, rerun_out = killed_then_rerun(config, nth_record=4, env=seaweed.env())
-    assert "2017-06-29: " in killed_out and "2017-06-30: " not in killed_out
-    assert "dates processed=5 (2017-06-30..2017-07-04)" in rerun_out
+    killed_then_rerun(config, dt.date(2017, 6, 30), env=seaweed.env())
     assert_same_report(s3_report(client, target), expected)
     state = s3_objects(client, target)
     assert meta_dates(state[META_KEY].decode()) == [str(day) for day in SAMPLE_DATES]

@@ -566,10 +566,10 @@ def test_a_report_that_cannot_be_removed_is_named_for_the_next_run(folders, pool
     etl = make_etl(folders, pool, first_date="2021-05-07")
     original_delete = LocalStorage.delete
 
-    def cannot_delete(self, key):
+    def cannot_delete(self, key, **condition):
         if key.startswith("report1/"):
             raise StorageError(f"permission denied: {key}")
-        original_delete(self, key)  # the lock is released as usual
+        original_delete(self, key, **condition)  # the lock is released as usual
 
     meta_write_never_lands(monkeypatch, etl.config.meta.key)
     monkeypatch.setattr(LocalStorage, "delete", cannot_delete)

@@ -213,3 +213,25 @@ def test_a_failed_listing_fails_every_date_of_the_month_once(tmp_path):
         with pytest.raises(StorageError, match="cannot list 2021-03: SlowDown"):
             index.objects(dt.date(2021, 3, day))
     assert calls == ["2021-03"]
+
+
+def test_dates_without_a_folder_cost_no_listing_while_the_folder_listing_is_fresh(bucket):
+    """After folders(), a date without a folder (the look-back of the first date into a month
+    before the data) has no objects without a month listing; once the folder listing is
+    older than max_age, the month is listed again (a folder may have arrived)."""
+    client, store = bucket
+    now = [100.0]
+    counting = CountingStore(store)
+    index = SourceIndex(counting, max_age=60, clock=lambda: now[0])
+    index.folders(dt.date(2021, 3, 1), dt.date(2021, 3, 7))
+    listed = sorted(counting.prefixes)
+    assert not index.objects(dt.date(2021, 1, 20))  # January: no folder
+    assert not index.objects(dt.date(2021, 3, 2))  # a March date without a folder
+    assert sorted(counting.prefixes) == listed
+    assert index.objects(dt.date(2021, 3, 1)) == expected_objects("2021-03-01")
+    client.put_object(Bucket="xetra-index", Key="src/2021-01-20/2021-01-20_BINS_XETR09.csv",
+                      Body=b"late")
+    now[0] += 61
+    assert index.objects(dt.date(2021, 1, 20)) == [
+        ObjectInfo("2021-01-20/2021-01-20_BINS_XETR09.csv", 4)]
+    assert counting.prefixes[-1] == "2021-01"

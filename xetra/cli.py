@@ -59,14 +59,29 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def open_store(location: StorageLocation, config: AppConfig, create: bool) -> ObjectStore:
-    """The adapter for a location: S3BucketConnector for s3://, LocalStorage otherwise."""
+def open_store(location: StorageLocation, config: AppConfig, create: bool,
+               session=None) -> ObjectStore:
+    """The adapter for a location: S3BucketConnector for s3://, LocalStorage otherwise.
+    `session`: a boto3 Session to make the client from (see open_stores)."""
     if location.is_s3:
         # Imported here: boto3 costs a local-folder run 0.13 s and 15 MB for nothing.
         from xetra.s3 import S3BucketConnector  # pylint: disable=import-outside-toplevel
         return S3BucketConnector(location, config.s3,
-                                 max_pool_connections=max(10, config.job.max_concurrent_reads))
+                                 max_pool_connections=max(10, config.job.max_concurrent_reads),
+                                 session=session)
     return LocalStorage(location.url, create=create)
+
+
+def open_stores(config: AppConfig, create_target: bool) -> tuple[ObjectStore, ObjectStore]:
+    """Source and target. Two S3 clients come from one boto3 Session: a second Session loads
+    botocore's service model again (measured here: 0.17-0.20 s of the run's start, against
+    0.02 s for a second client of the same Session)."""
+    session = None
+    if config.source.is_s3 and config.target.is_s3:
+        from xetra.s3 import new_session  # pylint: disable=import-outside-toplevel
+        session = new_session()
+    return (open_store(config.source, config, create=False, session=session),
+            open_store(config.target, config, create=create_target, session=session))
 
 
 def date_window(config: AppConfig, first: str | None, last: str | None,
@@ -125,9 +140,8 @@ def execute(args: argparse.Namespace, config: AppConfig, window: tuple[dt.date, 
             stdout: TextIO, should_stop: Callable[[], bool] | None = None) -> int:
     """The run the arguments ask for, on a valid configuration; XetraError when it fails."""
     first, last = window
-    source = open_store(config.source, config, create=False)
     read_only = args.dry_run or args.plan or args.verify
-    target = open_store(config.target, config, create=not read_only)
+    source, target = open_stores(config, create_target=not read_only)
     with ThreadPoolExecutor(config.job.max_concurrent_reads,
                             thread_name_prefix="xetra-read") as pool:
         check_stores(pool, [(source, "source")] + (  # a dry run creates no local folder
@@ -153,8 +167,7 @@ def execute(args: argparse.Namespace, config: AppConfig, window: tuple[dt.date, 
 
 def accept_missing(args: argparse.Namespace, config: AppConfig, days: list[dt.date]) -> int:
     """--accept-missing: record the dates as never having data, under the run lock."""
-    source = open_store(config.source, config, create=False)
-    target = open_store(config.target, config, create=True)
+    source, target = open_stores(config, create_target=True)
     check_access(source, "source")
     check_access(target, "target")
     with ThreadPoolExecutor(config.job.max_concurrent_reads,

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+import threading
 import time
 from collections import deque
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -233,6 +234,104 @@ class DayResult:
     missing_hours: list[int] = field(default_factory=list)
 
 
+@dataclass
+class DayCommit:
+    """A computed date waiting for its commit: its report rows, its meta entry (report key
+    still empty), whether it is a recompute, and what to do once it is recorded (given its
+    report key)."""
+
+    day: dt.date
+    report: pa.Table
+    entry: MetaEntry
+    recompute: bool
+    recorded: Callable[[str], None]
+
+
+class GroupCommitter:
+    """Commits computed dates in date order, in one thread, while the next ones are computed.
+
+    The dates that queue up while a commit is under way go together into the next one: their
+    report objects are written (at once), then one conditional meta-file update records them
+    all. A date is recorded only once its report object is written; a crash in between
+    leaves report objects whose dates the meta file does not list, as with one date at a
+    time (docs/CONTRACT.md §4.4). When a report write fails, the dates before it in the group
+    are recorded, the objects written for the dates after it are removed (as for a failed
+    meta update), and no later commit starts; the error is raised by the next `submit` or by
+    `close`.
+    """
+
+    def __init__(self, etl: "XetraETL", claim: Claim):
+        self.etl = etl
+        self.claim = claim
+        self._queue: list[DayCommit] = []
+        self._guard = threading.Lock()
+        self._thread = ThreadPoolExecutor(1, thread_name_prefix="xetra-commit")
+        self._writers = ThreadPoolExecutor(READ_AHEAD_DAYS + 1, thread_name_prefix="xetra-write")
+        self._pending: list[Future] = []
+        self._stopped = False  # set in the commit thread once a commit has failed
+
+    def submit(self, item: DayCommit) -> None:
+        """Queue the date's commit (after every date submitted before it); raises the error of
+        a commit that has failed, before this date is queued."""
+        self.check()
+        with self._guard:
+            self._queue.append(item)
+        self._pending.append(self._thread.submit(self._commit_queued))
+
+    def check(self) -> None:
+        """Raise the error of a finished commit that failed."""
+        for future in self._pending:
+            if future.done() and future.exception() is not None:
+                raise future.exception()  # type: ignore[misc]
+
+    def close(self, failing: bool = False) -> None:
+        """Wait for every queued commit; raise the first commit error unless `failing` (the
+        caller is already raising one of its own)."""
+        self._thread.shutdown(wait=True)
+        self._writers.shutdown(wait=True)
+        if not failing:
+            for future in self._pending:
+                future.result()
+
+    def _commit_queued(self) -> None:
+        with self._guard:
+            group, self._queue = self._queue, []
+        if not group or self._stopped:
+            return
+        try:
+            self._commit(group)
+        except BaseException:
+            self._stopped = True
+            raise
+
+    def _commit(self, group: list[DayCommit]) -> None:
+        writes = [self._writers.submit(self.etl.load, item.day, item.report, self.claim)
+                  if len(group) > 1 else None for item in group]
+        keys: list[str] = []
+        failure: BaseException | None = None
+        for item, write in zip(group, writes):
+            try:
+                key = self.etl.load(item.day, item.report, self.claim) if write is None \
+                    else write.result()
+            except Exception as exc:  # pylint: disable=broad-except  # raised below
+                failure = failure or exc
+                continue
+            if failure is None:
+                keys.append(key)
+            elif key and not item.recompute:
+                # Written after an earlier date of the group failed: it is not recorded.
+                self.etl.control.discard_unrecorded([(item.day, key)])
+        done = group[:len(keys)]
+        if done:
+            self.etl.control.record_group(
+                [replace(item.entry, report_key=key) for item, key in zip(done, keys)],
+                recompute=done[0].recompute)
+            for item, key in zip(done, keys):
+                item.recorded(key)
+        if failure is not None:
+            raise failure
+
+
 class XetraETL:
     """Extract the Xetra source of each pending date, transform it into report1, load it,
     and record the date in the meta file, one date at a time (exactly once per date)."""
@@ -383,14 +482,17 @@ class XetraETL:
             early = {day: early_pool.submit(self._extract_and_select, day) for day in
                      [day for day in self.meta.pending_dates(snapshot, first, last)
                       if day in folders][:READ_AHEAD_DAYS]}
-            with self.control.claim(first, last, slice_only, folders) as claim:
+            with self.control.claim(first, last, slice_only, folders, snapshot) as claim:
                 for day in set(early) - set(claim.dates[:READ_AHEAD_DAYS]):
                     early.pop(day).cancel()
                 progress = Progress(len(claim.dates))
                 self._process_days(claim, claim.dates, summary, (progress, {}, should_stop),
                                    early)
                 if claim.lock is not None:
-                    stale = self.control.stale(self.meta.load(), first, last)
+                    # Under the global lock no other run writes the meta file: the version
+                    # this run last wrote is the file (a slice's neighbours write beside it).
+                    stale = self.control.stale(self.meta.load() if slice_only
+                                               else self.meta.current(), first, last)
                     if stale:
                         progress.total += len(stale)
                         self._process_days(claim, [item.day for item in stale], summary,
@@ -425,23 +527,25 @@ class XetraETL:
                       context: tuple[Progress, dict[dt.date, StaleDate],
                                      Callable[[], bool] | None],
                       early: dict[dt.date, Future] | None = None) -> None:
-        """Process `days` in order, committing each in the committer thread, until
-        `should_stop` (context[2]) says the deadline has come. `early`: reads of the first
-        days already started."""
+        """Process `days` in order, committing them in date order in the committer thread
+        (GroupCommitter), until `should_stop` (context[2]) says the deadline has come.
+        `early`: reads of the first days already started."""
         progress, stale, should_stop = context
-        with ThreadPoolExecutor(1, thread_name_prefix="xetra-commit") as committer:
-            committing: Future | None = None
+        committer = GroupCommitter(self, claim)
+        try:
             for index, (day, source) in enumerate(self._sources_ahead(days, early or {})):
                 if should_stop is not None and should_stop():
                     summary.left.extend(days[index:])
                     logger.warning("deadline reached: %d date(s) left for the next run, from %s",
                                    len(days) - index, day)
                     break
-                committing = self._process_day(day, summary, source, committer, committing,
-                                               (claim, progress, stale.get(day)))
+                self._process_day(day, summary, source, committer,
+                                  (progress, stale.get(day)))
                 claim.keep_alive()
-            if committing is not None:
-                committing.result()
+        except BaseException:
+            committer.close(failing=True)  # the dates before this one are committed first
+            raise
+        committer.close()
 
     def _sources_ahead(self, days: list[dt.date], early: dict[dt.date, Future]
                        ) -> Iterator[tuple[dt.date, DaySource | None]]:
@@ -465,23 +569,23 @@ class XetraETL:
                 del current  # the day's rows are freed once it is done
 
     def _process_day(self, day: dt.date, summary: RunSummary, source: DaySource | None,
-                     committer: ThreadPoolExecutor, previous: Future | None,
-                     context: tuple[Claim, Progress, StaleDate | None]) -> Future | None:
-        """Transform the day here and commit it (report, then meta entry) in `committer`.
+                     committer: GroupCommitter,
+                     context: tuple[Progress, StaleDate | None]) -> None:
+        """Transform the day here and queue its commit (report, then meta entry) in
+        `committer`.
 
-        The writes of one day overlap the transform of the next: commits stay in date
-        order, one at a time, and a failed commit stops the run before the next is started.
-        Returns the day's pending commit (or `previous` when there is nothing to commit).
-        A stale day (`context[2]`) is computed again: same key, its meta entry updated.
+        The writes of earlier days overlap the transform of this one: commits stay in date
+        order, and a failed commit stops the run before this day is queued.
+        A stale day (`context[1]`) is computed again: same key, its meta entry updated.
         """
-        claim, progress, stale = context
+        progress, stale = context
         if source is None and stale is not None:
             logger.warning("%s; its hourly source objects are gone, so it cannot be computed "
                            "again", stale.describe())
-            return previous
+            return
         if source is None:  # its folder holds no hourly objects (yet)
             summary.waiting.append(day)
-            return previous
+            return
         result = self.compute(day, source)
         report = result.report
         if result.missing_hours:
@@ -494,9 +598,7 @@ class XetraETL:
                           utc_now_iso() if stale else "", str(source.hourly_objects),
                           ";".join(str(hour) for hour in result.missing_hours))
 
-        def commit() -> None:
-            key = self.load(day, report, claim)
-            self.control.record(replace(entry, report_key=key), recompute=stale is not None)
+        def recorded(key: str) -> None:
             what = f"recomputed: its previous trading day is now {stale.implied} (was " \
                 f"{previous_day_text(stale.recorded)}), " if stale else ""
             logger.info("%s: %s%d rows read, %d rows dropped, %d report rows -> %s (%s)", day,
@@ -510,6 +612,4 @@ class XetraETL:
             if key and not stale:
                 summary.report_keys.append(key)
 
-        if previous is not None:
-            previous.result()  # raises the previous day's write error: stop before this one
-        return committer.submit(commit)
+        committer.submit(DayCommit(day, report, entry, stale is not None, recorded))

@@ -10,7 +10,8 @@ The story, in the order of this module:
   since, xetra.catchup), computed again under the same key.
 - Each date's report object has a key derived from the date alone (ReportObjects), so a rerun
   overwrites rather than adds. A date is committed report object first, then its meta entry
-  (a conditional write). A run killed in between leaves a report object of a date the meta
+  (a conditional write; dates that queued up behind a commit share one, xetra.etl's
+  GroupCommitter). A run killed in between leaves a report object of a date the meta
   file does not list, which the next run that processes the date writes again; a killed
   recompute leaves the date stale, so the next run computes it again.
 - A run never deletes or overwrites the report object of a date it does not process: objects
@@ -43,7 +44,8 @@ import re
 import socket
 import time
 import uuid
-from contextlib import contextmanager
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager, suppress
 from typing import Callable, Iterator
 
 import pyarrow as pa
@@ -52,7 +54,8 @@ from xetra import formats
 from xetra.catchup import ACCEPTED_MISSING, StaleDate, stale_dates
 from xetra.config import AppConfig, MetaSettings, ReportSettings
 from xetra.dates import date_range, utc_now_iso
-from xetra.errors import JobStateError, LockHeldError, PreconditionFailed, StorageError
+from xetra.errors import (JobStateError, LockHeldError, PreconditionFailed, StorageError,
+                          XetraError)
 from xetra.meta import MetaEntry, MetaProcess, MetaSnapshot
 from xetra.progress import format_dates
 from xetra.storage import ObjectStore
@@ -149,6 +152,7 @@ class RunLock:
         self.ttl_seconds = ttl_seconds
         self.owner = f"{_process_namespace()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
         self.etag: str | None = None
+        self.written_at = 0.0  # time.monotonic() of the last write of the lock that succeeded
 
     def _content(self) -> bytes:
         expires = dt.datetime.now(dt.timezone.utc) + dt.timedelta(seconds=self.ttl_seconds)
@@ -156,15 +160,24 @@ class RunLock:
                            "expires_at": expires.isoformat(timespec="seconds")}).encode()
 
     def acquire(self) -> None:
+        """Take the lock (`take`), then stop if a run it excludes is live (`check_others`)."""
+        self.take()
+        self.check_others()
+
+    def check_others(self) -> None:
+        """After `take`: release and raise LockHeldError when a run this one must not work
+        beside holds a lock of its own (none for a plain RunLock)."""
+
+    def take(self) -> None:
         """Take the lock, or take over an expired one; LockHeldError when a live run has it."""
         try:
-            self.etag = self.store.put_bytes(self.key, self._content(), if_none_match=True)
+            self._written(self.store.put_bytes(self.key, self._content(), if_none_match=True))
             return
         except PreconditionFailed:
             pass
         current = self.store.get_versioned(self.key)
         if current is None:  # released in between: try once more from the start
-            self.etag = self._put_once(if_none_match=True)
+            self._written(self._put_once(if_none_match=True))
             return
         holder = self._describe_holder(current.data)
         if not holder["expired"]:
@@ -175,7 +188,11 @@ class RunLock:
                 f"expires, or delete the lock object)")
         logger.warning("taking over expired lock of %s (expired %s)", holder["owner"],
                        holder["expires_at"])
-        self.etag = self._put_once(if_match=current.etag)
+        self._written(self._put_once(if_match=current.etag))
+
+    def _written(self, etag: str) -> None:
+        self.etag = etag
+        self.written_at = time.monotonic()
 
     def _put_once(self, **condition) -> str:
         try:
@@ -206,17 +223,31 @@ class RunLock:
     def refresh(self) -> None:
         """Extend the expiry; LockHeldError if another run took the lock over meanwhile."""
         try:
-            self.etag = self.store.put_bytes(self.key, self._content(), if_match=self.etag)
+            self._written(self.store.put_bytes(self.key, self._content(), if_match=self.etag))
         except PreconditionFailed as exc:
             raise LockHeldError(f"lost the lock {self.store.describe(self.key)} to another "
                                 f"run; stopping") from exc
 
     def release(self) -> None:
-        """Remove the lock if it is still ours."""
-        current = self.store.get_versioned(self.key)
-        if current is not None and current.etag == self.etag:
-            self.store.delete(self.key)
-        self.etag = None
+        """Remove the lock if it is still ours: a DELETE conditional on the lock's ETag (S3
+        refuses it with 412 when the object changed; a server that ignores the condition
+        deletes). Within half the expiry since this run last wrote the lock, no other run can
+        have taken it over (a live run's lock is taken over only once expired), so the DELETE
+        goes without reading the lock first: one round trip at the end of every run. Later,
+        the lock is read first and left alone unless its ETag is still ours."""
+        if self.etag is None:
+            return
+        try:
+            if time.monotonic() - self.written_at >= self.ttl_seconds / 2:
+                current = self.store.get_versioned(self.key)
+                if current is None or current.etag != self.etag:
+                    return
+            self.store.delete(self.key, if_match=self.etag)
+        except PreconditionFailed:
+            logger.info("lock %s is no longer this run's; left as it is",
+                        self.store.describe(self.key))
+        finally:
+            self.etag = None
 
 
 def slice_lock_prefix(settings: MetaSettings) -> str:
@@ -252,9 +283,8 @@ class GlobalLock(RunLock):
         super().__init__(store, settings.lock_key, settings.lock_ttl_seconds)
         self.settings = settings
 
-    def acquire(self) -> None:
-        """Take the global lock, then stop if any backfill slice holds a live lock."""
-        super().acquire()
+    def check_others(self) -> None:
+        """Stop if any backfill slice holds a live lock."""
         live = live_slice_locks(self.store, self.settings)
         if live:
             self.release()
@@ -277,9 +307,8 @@ class SliceLock(RunLock):
         self.first = first
         self.last = last
 
-    def acquire(self) -> None:
-        """Take this slice's lock, then stop if the weekly run or an overlapping slice is live."""
-        super().acquire()
+    def check_others(self) -> None:
+        """Stop if the weekly run or an overlapping slice is live."""
         weekly = RunLock(self.store, self.settings.lock_key,
                          self.settings.lock_ttl_seconds).live_holder()
         overlapping = [(first, last, holder)
@@ -362,66 +391,111 @@ class JobControl:
 
     @contextmanager
     def claim(self, first: dt.date, last: dt.date, slice_only: bool = False,
-              with_source: set[dt.date] | None = None) -> Iterator[Claim]:
+              with_source: set[dt.date] | None = None,
+              snapshot: MetaSnapshot | None = None) -> Iterator[Claim]:
         """Hold `first`..`last` for a run: take the lock the run needs and yield the pending
         dates (those in `with_source`, when given); the lock is released on leaving, whatever
         happens. Report objects of dates the meta file does not list are named in a warning.
 
         `slice_only`: a backfill slice, run beside other slices: it locks only its own
         dates. With nothing to do (no pending date with source, no stale date), no lock is
-        taken and nothing is written.
+        taken and nothing is written. `snapshot`: the meta file as the caller has just read
+        it (else read here), which decides whether a lock is needed at all.
+
+        Round trips in series (each tens of ms on a remote S3): the lock's conditional PUT,
+        then, at once, the others' locks, the meta file and the report listing, read again
+        under the lock (another run may have finished meanwhile).
         """
-        snapshot = self.meta.load()
-        unlisted = self.unlisted(snapshot)
-        if unlisted:
-            logger.warning("%s", unlisted_warning(unlisted))
+        snapshot = snapshot or self.meta.load()
 
         def todo(snapshot: MetaSnapshot) -> list[dt.date]:
             return [day for day in self.meta.pending_dates(snapshot, first, last)
                     if with_source is None or day in with_source]
 
         if not todo(snapshot) and not self.stale(snapshot, first, last):
+            self._warn_unlisted(snapshot, self.reports.by_date())
             logger.info("nothing to do: every date from %s to %s with source objects is in the "
                         "meta file", first, last)
             yield Claim([])
             return
         lock = SliceLock(self.target, self.settings, first, last) if slice_only \
             else GlobalLock(self.target, self.settings)
-        lock.acquire()
         try:
-            snapshot = self.meta.load()  # again: another run may have finished meanwhile
+            lock.take()
+        except LockHeldError:
+            self._warn_unlisted(snapshot, self.reports.by_date())
+            raise
+        try:
+            with ThreadPoolExecutor(2, thread_name_prefix="xetra-claim") as side:
+                meta_read, listing = side.submit(self.meta.load), side.submit(self.reports.by_date)
+                try:
+                    lock.check_others()  # meanwhile, in this thread
+                except LockHeldError:
+                    with suppress(XetraError):  # the run stops with the lock's error
+                        self._warn_unlisted(meta_read.result(), listing.result())
+                    raise
+                snapshot = meta_read.result()
+                unlisted = self._warn_unlisted(snapshot, listing.result())
             pending = todo(snapshot)
             logger.info("%d date(s) to process from %s to %s", len(pending), first, last)
-            yield Claim(pending, lock, set(self.unlisted(snapshot)))
+            yield Claim(pending, lock, set(unlisted))
         finally:
             lock.release()
 
-    def record(self, entry: MetaEntry, recompute: bool = False) -> None:
-        """Record the date as done (a recompute: update its entry).
+    @staticmethod
+    def _warn_unlisted(snapshot: MetaSnapshot, reports: dict[dt.date, str]) -> list[dt.date]:
+        """The dates with a report object the meta file does not list, named in a warning."""
+        unlisted = sorted(day for day in reports if day not in snapshot.entries)
+        if unlisted:
+            logger.warning("%s", unlisted_warning(unlisted))
+        return unlisted
 
-        When the meta file cannot be updated, a newly processed date's report object is
+    def record(self, entry: MetaEntry, recompute: bool = False) -> None:
+        """Record the date as done (a recompute: update its entry); see record_group."""
+        self.record_group([entry], recompute)
+
+    def record_group(self, entries: list[MetaEntry], recompute: bool = False) -> None:
+        """Record the dates as done in one meta file update (a recompute: update their
+        entries); their report objects must be written already.
+
+        When the meta file cannot be updated, newly processed dates' report objects are
         removed unless the meta file lists the date after all (the write may have landed
-        before the error), and the error is raised again; a recomputed date stays listed and
-        stale, so its object is left for the next run.
+        before the error), and the error is raised again; recomputed dates stay listed and
+        stale, so their objects are left for the next run.
         """
         try:
-            self.meta.record([entry])
+            self.meta.record(entries)
         except StorageError:
             if not recompute:
-                self._discard_unrecorded(entry.source_date, entry.report_key)
+                self.discard_unrecorded([(entry.source_date, entry.report_key)
+                                         for entry in entries])
             raise
 
-    def _discard_unrecorded(self, day: dt.date, key: str) -> None:
-        if not key:
+    def discard_unrecorded(self, written: list[tuple[dt.date, str]]) -> None:
+        """Remove the report objects this run wrote (date, key) for dates it could not
+        record, unless a fresh read of the meta file lists the date after all."""
+        written = [(day, key) for day, key in written if key]
+        if not written:
             return
         try:
-            if day not in self.meta.load().entries:
+            listed = self.meta.load().entries
+        except StorageError as exc:
+            for day, key in written:
+                self._cannot_remove(day, key, exc)
+            return
+        for day, key in written:
+            if day in listed:
+                continue
+            try:
                 logger.warning("removing report object %s: its date could not be recorded",
                                self.target.describe(key))
                 self.target.delete(key)
-        except StorageError as exc:
-            logger.warning("could not remove %s (%s); the next run that processes %s "
-                           "replaces it", self.target.describe(key), exc, day)
+            except StorageError as exc:
+                self._cannot_remove(day, key, exc)
+
+    def _cannot_remove(self, day: dt.date, key: str, exc: StorageError) -> None:
+        logger.warning("could not remove %s (%s); the next run that processes %s "
+                       "replaces it", self.target.describe(key), exc, day)
 
     def accept_missing(self, days: list[dt.date], reason: str,
                        source_objects: Callable[[dt.date], int]) -> list[dt.date]:

@@ -38,15 +38,21 @@ def send_body_at_once(request, **_) -> None:
         del request.headers["Expect"]
 
 
+def new_session() -> boto3.session.Session:
+    """A boto3 Session for the run's clients (credentials from boto3's default chain)."""
+    return boto3.session.Session()
+
+
 class S3BucketConnector:
     """One bucket (and key prefix) on S3 or an S3-compatible server.
 
     Credentials come only from boto3's default chain (environment, profile, pod role);
-    `unsigned` reads public buckets such as Deutsche Börse's without any.
+    `unsigned` reads public buckets such as Deutsche Börse's without any. `session`: the
+    boto3 Session to make the client from (a new one when not given).
     """
 
     def __init__(self, location: StorageLocation, settings: S3ClientSettings | None = None,
-                 max_pool_connections: int = 10):
+                 max_pool_connections: int = 10, session: boto3.session.Session | None = None):
         settings = settings or S3ClientSettings()
         self.bucket_name = location.bucket
         self.prefix = location.prefix
@@ -59,7 +65,7 @@ class S3BucketConnector:
             read_timeout=settings.read_timeout,
             max_pool_connections=max_pool_connections,
         )
-        session = boto3.session.Session()
+        session = session or new_session()  # a run's two clients share one (cli.open_stores)
         self.client = session.client("s3", endpoint_url=location.endpoint_url,
                                      region_name=location.region, config=client_config)
         self.client.meta.events.register("before-sign.s3.PutObject", send_body_at_once)
@@ -176,7 +182,15 @@ class S3BucketConnector:
                                      f"it was removed since it was read") from exc
         return response["ETag"]
 
-    def delete(self, key: str) -> None:
-        """DELETE the object (a missing one is fine, as on S3)."""
-        with self._translated("cannot delete", key):
-            self.client.delete_object(Bucket=self.bucket_name, Key=self.prefix + key)
+    def delete(self, key: str, *, if_match: str | None = None) -> None:
+        """DELETE the object (a missing one is fine, as on S3); `if_match`: only while its ETag
+        is that one (S3's conditional delete: PreconditionFailed when it is another)."""
+        conditions = {} if if_match is None else {"IfMatch": if_match}
+        try:
+            with self._translated("cannot delete", key):
+                self.client.delete_object(Bucket=self.bucket_name, Key=self.prefix + key,
+                                          **conditions)
+        except ObjectNotFound:
+            if if_match is None:
+                raise
+            # AWS answers 404 to a conditional DELETE of a missing object: already gone.

@@ -56,11 +56,20 @@ class SourceIndex:
         self.clock = clock
         self._lock = threading.Lock()
         self._months: dict[str, tuple[float, Future]] = {}
+        # The folder names of the last `folders()` call and when it listed them.
+        self._folders: tuple[float, frozenset[str]] | None = None
 
     def clear(self) -> None:
         """Forget every listing (a new run starts)."""
         with self._lock:
             self._months.clear()
+            self._folders = None
+
+    def _no_folder(self, day: dt.date) -> bool:
+        """True when the folder listing, at most max_age old, has no folder for the date."""
+        folders = self._folders
+        return folders is not None and self.clock() - folders[0] <= self.max_age and \
+            day.isoformat() not in folders[1]
 
     def _listing(self, month: str, pool: ThreadPoolExecutor | None = None) -> Future:
         """The future listing of `month`, started (in `pool`, else here) unless a fresh one
@@ -86,7 +95,11 @@ class SourceIndex:
             future.set_exception(exc)
 
     def objects(self, day: dt.date) -> list[ObjectInfo]:
-        """Every object under the date's folder `YYYY-MM-DD/`, sorted by key."""
+        """Every object under the date's folder `YYYY-MM-DD/`, sorted by key; none, without
+        a request, for a date the folder listing just found no folder for (the look-back of
+        the first date, a month before the data)."""
+        if self._no_folder(day):
+            return []
         return list(self._listing(month_of(day)).result().get(day.isoformat(), []))
 
     def prefetch(self, months: list[str]) -> None:
@@ -102,9 +115,12 @@ class SourceIndex:
     def folders(self, first: dt.date, last: dt.date) -> list[str]:
         """The names of the folders at the source's root (one listing with a delimiter); a new
         run: earlier listings are forgotten, and the months of the date folders from `first`
-        (less MARGIN_DAYS) to `last` start being listed."""
+        (less MARGIN_DAYS) to `last` start being listed. For max_age, a date without a
+        folder among these has no objects (no month listing asked)."""
         self.clear()
+        listed_at = self.clock()
         names = self.store.list_folders("")
+        self._folders = (listed_at, frozenset(names))
         low, high = (first - dt.timedelta(days=MARGIN_DAYS)).isoformat(), last.isoformat()
         self.prefetch(sorted({name[:7] for name in names
                               if len(name) == 10 and low <= name <= high}))

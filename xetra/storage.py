@@ -54,8 +54,9 @@ class ObjectStore(Protocol):
                   if_match: str | None = None) -> str:
         """Write the object (conditionally when asked) and return its new ETag."""
 
-    def delete(self, key: str) -> None:
-        """Remove the object; removing a missing object is not an error."""
+    def delete(self, key: str, *, if_match: str | None = None) -> None:
+        """Remove the object; removing a missing object is not an error. `if_match`: only
+        while its ETag is that one (PreconditionFailed when it is another)."""
 
 
 def etag_of(data: bytes) -> str:
@@ -182,9 +183,24 @@ class LocalStorage:
             os.close(dir_fd)
         return etag_of(data)
 
-    def delete(self, key: str) -> None:
-        """Remove the file if it is there."""
+    def delete(self, key: str, *, if_match: str | None = None) -> None:
+        """Remove the file if it is there (`if_match`: and its ETag is that one, checked under
+        the same directory lock as a conditional write)."""
+        path = self._path(key)
+        if if_match is None:
+            path.unlink(missing_ok=True)
+            return
         try:
-            self._path(key).unlink()
+            dir_fd = os.open(path.parent, os.O_RDONLY)
         except FileNotFoundError:
-            pass
+            return
+        try:
+            fcntl.flock(dir_fd, fcntl.LOCK_EX)
+            current = self.get_versioned(key)
+            if current is not None and current.etag != if_match:
+                raise PreconditionFailed(f"{self.describe(key)} changed since it was written")
+            path.unlink(missing_ok=True)
+        except OSError as exc:
+            raise StorageError(f"cannot delete {self.describe(key)}: {exc.strerror}") from exc
+        finally:
+            os.close(dir_fd)
