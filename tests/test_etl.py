@@ -582,6 +582,47 @@ def test_a_report_that_cannot_be_removed_is_named_for_the_next_run(folders, pool
             "2021-05-07 replaces it") in caplog.text
 
 
+def lock_removal_fails(monkeypatch, lock_key):
+    """Make every local removal of the lock object fail."""
+    original_delete = LocalStorage.delete
+
+    def lock_stays(self, key, **condition):
+        if key == lock_key:
+            raise StorageError(f"permission denied: {key}")
+        original_delete(self, key, **condition)
+
+    monkeypatch.setattr(LocalStorage, "delete", lock_stays)
+
+
+def test_a_lock_that_cannot_be_removed_does_not_hide_the_error_that_stopped_the_run(
+        folders, pool, monkeypatch, caplog):
+    """The meta write fails for good and then the lock's removal fails too: the run stops with
+    the meta error, and the lock it leaves behind is named in a warning."""
+    write_weekend_case(folders[0])
+    etl = make_etl(folders, pool, first_date="2021-05-07")
+    meta_write_never_lands(monkeypatch, etl.config.meta.key)
+    lock_removal_fails(monkeypatch, etl.config.meta.lock_key)
+    with pytest.raises(StorageError, match="cannot write") as raised:
+        etl.etl_report1(FRIDAY, FRIDAY)
+    assert "permission denied" not in str(raised.value)
+    lock = folders[1] / etl.config.meta.lock_key
+    assert lock.exists()
+    assert (f"could not remove the lock {lock} (permission denied: "
+            f"{etl.config.meta.lock_key}); it expires by itself") in caplog.text
+
+
+def test_a_lock_that_cannot_be_removed_after_a_good_run_is_the_error(folders, pool,
+                                                                      monkeypatch):
+    """Without an earlier error, a failed removal of the lock is the run's error: the next
+    run would otherwise wait for its expiry without anyone being told."""
+    write_weekend_case(folders[0])
+    etl = make_etl(folders, pool, first_date="2021-05-07")
+    lock_removal_fails(monkeypatch, etl.config.meta.lock_key)
+    with pytest.raises(StorageError, match="permission denied"):
+        etl.etl_report1(FRIDAY, FRIDAY)
+    assert FRIDAY in etl.meta.load().entries  # the date itself was committed
+
+
 def test_accept_missing_refuses_a_date_an_older_meta_file_lists_without_rows(folders, pool):
     write_weekend_case(folders[0])
     etl = make_etl(folders, pool, first_date="2021-05-07")

@@ -249,6 +249,21 @@ class RunLock:
         finally:
             self.etag = None
 
+    @contextmanager
+    def released_on_exit(self) -> Iterator[None]:
+        """Release the lock when the block ends. When the block is failing already, a failed
+        release is logged rather than raised, so the run stops with the block's own error."""
+        try:
+            yield
+        except BaseException:
+            try:
+                self.release()
+            except StorageError as exc:
+                logger.warning("could not remove the lock %s (%s); it expires by itself",
+                               self.store.describe(self.key), exc)
+            raise
+        self.release()
+
 
 def slice_lock_prefix(settings: MetaSettings) -> str:
     """Where the slices' lock objects live, beside the global lock."""
@@ -425,7 +440,7 @@ class JobControl:
         except LockHeldError:
             self._warn_unlisted(snapshot, self.reports.by_date())
             raise
-        try:
+        with lock.released_on_exit():
             with ThreadPoolExecutor(2, thread_name_prefix="xetra-claim") as side:
                 meta_read, listing = side.submit(self.meta.load), side.submit(self.reports.by_date)
                 try:
@@ -439,8 +454,6 @@ class JobControl:
             pending = todo(snapshot)
             logger.info("%d date(s) to process from %s to %s", len(pending), first, last)
             yield Claim(pending, lock, set(unlisted))
-        finally:
-            lock.release()
 
     @staticmethod
     def _warn_unlisted(snapshot: MetaSnapshot, reports: dict[dt.date, str]) -> list[dt.date]:
@@ -506,7 +519,7 @@ class JobControl:
         """
         lock = GlobalLock(self.target, self.settings)
         lock.acquire()
-        try:
+        with lock.released_on_exit():
             snapshot = self.meta.load()
             new = []
             for day in sorted(set(days)):
@@ -529,5 +542,3 @@ class JobControl:
                                             reason=reason) for day in new])
                 logger.info("recorded as accepted missing (%s): %s", reason, format_dates(new))
             return new
-        finally:
-            lock.release()
