@@ -18,7 +18,7 @@ import pytest
 from testkit.backfill_data import backfill_config, make_small_source
 from testkit.contention import run as contended_meta_updates
 from testkit.paths import REPO
-from testkit.processes import job_command, job_env, kill_at_call, run_job
+from testkit.processes import job_command, job_env, kill_at_call, kill_at_stage, run_job
 from testkit.s3servers import S3Server, upload_folder
 from testkit.targets import META_KEY as META
 from testkit.targets import local_objects, meta_records, report_table, s3_objects
@@ -103,14 +103,11 @@ def _listed_dates(server: S3Server, bucket: str) -> set[str]:
     return {row[0] for row in meta_records(data)}
 
 
-def _slice_process(config: Path, server: S3Server, item: dict, kill_at: int | None = None,
-                   delay: float = 0.0) -> subprocess.Popen:
-    """A slice run; with `kill_at`, through testkit.processes, which SIGKILLs it as it is about
-    to record its kill_at-th date (0: never) and delays every record by `delay` seconds."""
+def _slice_process(config: Path, server: S3Server, item: dict,
+                   fault: dict[str, str] | None = None) -> subprocess.Popen:
+    """A slice run; `fault`: the environment that arms a testkit.processes fault in it."""
     args = ["--config", str(config), "--slice", "--from", item["from"], "--to", item["to"]]
-    env = {**server.env()}
-    if kill_at is not None:
-        env.update(kill_at_call("xetra.meta:MetaProcess.record", kill_at, delay))
+    env = {**server.env(), **(fault or {})}
     return subprocess.Popen(job_command(*args, env=env), cwd=REPO, env=job_env(env),
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
 
@@ -129,11 +126,13 @@ def test_a_slice_killed_mid_way_and_a_rerun_converge(round_number, seaweed, sour
     slices = json.loads(planned.stdout.splitlines()[-1])
     assert len(slices) == 3
     victim = round_number % 3
-    # Round 0: the victim kills itself at its third record. Rounds 1-2: it is slowed down
-    # (0.5 s per record) so that the kill from outside lands while it is still working.
-    processes = [_slice_process(config, seaweed, item,
-                                kill_at=(0 if round_number else 3) if index == victim else None,
-                                delay=0.5 if index == victim and round_number else 0.0)
+    # Round 0: the victim kills itself once its third date's report object is written, before
+    # the meta file records that date (alone or in a commit group). Rounds 1-2: it is slowed
+    # down (0.5 s per meta update) so that the kill from outside lands while it still works.
+    orphan = str(dt.date.fromisoformat(slices[victim]["from"]) + dt.timedelta(days=2))
+    fault = kill_at_stage("report_written", orphan) if round_number == 0 else \
+        kill_at_call("xetra.meta:MetaProcess.record", 0, 0.5)
+    processes = [_slice_process(config, seaweed, item, fault if index == victim else None)
                  for index, item in enumerate(slices)]
     if round_number:
         victim_dates = {str(dt.date.fromisoformat(slices[victim]["from"]) +
@@ -151,7 +150,6 @@ def test_a_slice_killed_mid_way_and_a_rerun_converge(round_number, seaweed, sour
     listed = _listed_dates(seaweed, bucket)
     assert 14 < len(listed) < 21
     if round_number == 0:  # killed after writing the third date's object: an orphan is left
-        orphan = str(dt.date.fromisoformat(slices[victim]["from"]) + dt.timedelta(days=2))
         assert orphan not in listed
         assert f"report1/xetra_report1_{orphan}.parquet" in s3_objects(seaweed.client(),
                                                                        bucket, "report1/")
