@@ -228,3 +228,9 @@ def test_start_parquet_import_imports_in_a_named_thread(monkeypatch):
         if thread.name == "xetra-import-parquet":
             thread.join(5)
     assert calls == ["xetra-import-parquet"]
+
+
+def test_read_source_rows_of_an_object_no_longer_a_csv_names_the_key():
+    """The rows are read again in a later request: the object may have changed since."""
+    with pytest.raises(formats.SourceFormatError, match="^k.csv: empty object"):
+        formats.read_source_rows(b"", "k.csv", ["Mnemonic"], pa.array([0]), 1)
