@@ -172,13 +172,6 @@ def test_same_minute_check_finds_what_a_plain_count_finds():
         assert transform._minutes_are_unique(trades(rows)) is plain  # pylint: disable=W0212
 
 
-def test_time_order_is_a_stable_sort_of_the_time_strings():
-    times = ["09:01", "08:59", "09:01", "23:00", "00:00", "08:59", "09:01"]
-    chunked = pa.chunked_array([times[:3], times[3:]])
-    expected = sorted(range(len(times)), key=lambda i: times[i])  # Python's sort is stable
-    assert transform._time_order(chunked).to_pylist() == expected  # pylint: disable=W0212
-
-
 def test_every_source_column_has_a_one_column_variant():
     assert sorted(ONE_COLUMN_DIFFERS) == sorted(SOURCE_COLUMNS)
 
