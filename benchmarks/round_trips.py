@@ -9,7 +9,10 @@ timeline starts at the call) over an empty target bucket and prints, per request
 was sent and answered (seconds from the start of `cli.run`), the thread that sent it, the
 method and the key. GETs of source objects are summarised per date; everything else is
 printed one line each. The last lines count the control-plane requests and how much of the
-run's wall time they spent with no source GET in flight (the serial control plane).
+run's wall time they spent with no source GET in flight (the serial control plane), how many
+source GETs were in flight on average from the first to the last (the job reads
+job.max_concurrent_reads, 8, at a time: fewer means the reads waited for something else), and
+the process's CPU time (the job and the proxy's thread). `--days 31` is the month 2021-03.
 """
 from __future__ import annotations
 
@@ -81,6 +84,19 @@ def serial_control_seconds(requests: list[tuple[float, float, str, str, str]],
     return total
 
 
+def source_gets_in_flight(requests: list[tuple[float, float, str, str, str]],
+                          end: float) -> dict[int, float]:
+    """Seconds of the run (0..end) by the number of source GETs in flight."""
+    gets = [r for r in requests if is_source_get(r[3], r[4])]
+    events = sorted({0.0, end, *(t for r in gets for t in r[:2] if 0 <= t <= end)})
+    seconds: dict[int, float] = {}
+    for left, right in zip(events, events[1:]):
+        middle = (left + right) / 2
+        flying = sum(1 for r in gets if r[0] <= middle < r[1])
+        seconds[flying] = seconds.get(flying, 0.0) + right - left
+    return seconds
+
+
 def show(requests: list[tuple[float, float, str, str, str]], wall: float) -> None:
     """The timeline, source GETs grouped by date."""
     by_day: dict[str, list[tuple[float, float]]] = {}
@@ -104,6 +120,13 @@ def show(requests: list[tuple[float, float, str, str, str]], wall: float) -> Non
     print(f"wall {wall:.3f} s; {len(requests)} requests, {len(control)} control-plane "
           f"(not source GETs); with only control-plane requests in flight: "
           f"{serial_control_seconds(requests, wall):.3f} s")
+    in_flight = source_gets_in_flight(requests, wall)
+    first = min((r[0] for r in requests if is_source_get(r[3], r[4])), default=0.0)
+    last = max((r[1] for r in requests if is_source_get(r[3], r[4])), default=0.0)
+    mean = sum(count * seconds for count, seconds in in_flight.items()) / max(last - first, 1e-9)
+    print(f"source GETs from {first:.3f} to {last:.3f} s, {mean:.2f} in flight on average "
+          f"between; seconds by GETs in flight: " +
+          ", ".join(f"{count}: {seconds:.2f}" for count, seconds in sorted(in_flight.items())))
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -128,11 +151,14 @@ def main(argv: list[str] | None = None) -> None:
             for run in range(1, args.runs + 1):
                 empty_bucket(server, "bench-target")
                 with Recorder() as recorder:
+                    cpu = time.process_time()
                     recorder.origin = time.monotonic()
                     status = cli.run(["--config", str(config), "--from", str(first),
                                       "--to", str(last)], io.StringIO(), io.StringIO())
                     wall = time.monotonic() - recorder.origin
-                print(f"--- run {run}: exit {status}")
+                    cpu = time.process_time() - cpu
+                print(f"--- run {run}: exit {status}; job CPU {cpu:.2f} s (this process, "
+                      f"the proxy's thread included) in {wall:.2f} s")
                 show(recorder.requests, wall)
 
 
