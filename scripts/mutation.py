@@ -32,8 +32,9 @@ MARKERS = "not container and not airflow and not lambda_runtime and not s3server
 MODULES = {
     "transform": ["tests/test_transform.py", "tests/test_transform_adversarial.py",
                   "tests/test_etl.py", "tests/test_formats.py"],
-    "formats": ["tests/test_formats.py", "tests/test_transform.py", "tests/test_etl.py",
-                "tests/test_streaming.py"],
+    "formats": ["tests/test_formats.py", "tests/test_volume_parsing.py", "tests/test_transform.py",
+                "tests/test_etl.py", "tests/test_streaming.py",
+                "tests/faults/test_faults_odd_rows.py", "tests/faults/test_faults_bad_input.py"],
     "config": ["tests/test_config.py", "tests/test_cli.py",
                "tests/faults/test_faults_config_hardening.py"],
     "storage": ["tests/test_storage.py", "tests/test_etl.py", "tests/test_meta.py"],

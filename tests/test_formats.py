@@ -1,6 +1,8 @@
 """Parsing source CSV objects and serialising the report."""
 import datetime as dt
 import gzip
+import io
+import threading
 
 import pyarrow as pa
 import pytest
@@ -126,3 +128,109 @@ def test_parsing_only_the_trade_columns_keeps_every_row_and_count():
     assert narrow.table["StartPrice"].to_pylist() == [110.1, None]
     assert narrow.table.equals(full.table.select(narrow.table.column_names))
     assert formats.empty_source_table(formats.TRADE_COLUMNS).schema == narrow.table.schema
+
+
+def test_a_header_without_a_column_lists_the_unknown_names_shortened():
+    """The message names what is missing and at most 20 unknown names, each cut to 40
+    characters, then how many more (worked out by hand: 23 unknown names, 3 more)."""
+    unknown = [f"Unknown{number:02d}" for number in range(22)] + ["L" * 50]
+    header = HEADER.replace("Currency,", "").replace(",Time", "") + "," + ",".join(unknown)
+    with pytest.raises(formats.SourceFormatError) as error:
+        parse(header + "\n")
+    shown = ", ".join(repr(name) for name in unknown[:20])
+    assert str(error.value) == (f"bucket/key.csv: header lacks required column(s) Currency, "
+                                f"Time (unknown name(s): {shown} and 3 more)")
+    with pytest.raises(formats.SourceFormatError) as error:
+        parse(HEADER.replace(",Time", "") + ",Extra\n")
+    assert str(error.value) == ("bucket/key.csv: header lacks required column(s) Time "
+                                "(unknown name(s): 'Extra')")
+    with pytest.raises(formats.SourceFormatError) as error:
+        parse(HEADER.replace(",Time", "") + "\n")
+    assert str(error.value) == "bucket/key.csv: header lacks required column(s) Time"
+    long_name = "M" * 50
+    with pytest.raises(formats.SourceFormatError) as error:
+        parse(HEADER.replace(",Time", "") + "," + ",".join([long_name] * 20) + "\n")
+    assert str(error.value).endswith(f"(unknown name(s): {', '.join([repr('M' * 40)] * 20)})")
+
+
+def test_a_source_column_named_twice_is_refused_other_names_twice_are_not():
+    header = HEADER + ",ISIN,Time"
+    with pytest.raises(formats.SourceFormatError) as error:
+        parse(header + "\n")
+    assert str(error.value) == "bucket/key.csv: header names column(s) ISIN, Time twice"
+    line = bar("DE0005140008", "09:00", 1.0, 2.0, 3).line(DAY)
+    parsed = parse(f"{HEADER},Extra,Extra\n{line},a,b\n")
+    assert (parsed.table["ISIN"].to_pylist(), parsed.table["TradedVolume"].to_pylist()) == \
+        (["DE0005140008"], [3])
+    assert formats.header_names(f"{HEADER},Extra,Extra\n".encode(), "k") == \
+        [*formats.SOURCE_COLUMNS, "Extra#14", "Extra#15"]
+
+
+def test_a_header_without_a_line_end_is_an_object_without_rows():
+    parsed = parse(HEADER)
+    assert (parsed.rows_read, parsed.table.num_rows) == (0, 0)
+    assert formats.header_names(HEADER.encode(), "k") == list(formats.SOURCE_COLUMNS)
+
+
+def source_text(lines):
+    """An object of the header and `lines`, as bytes (latin-1 keeps a stray byte as is)."""
+    return (HEADER + "\n" + "\n".join(lines) + "\n").encode("latin-1")
+
+
+def test_read_source_rows_gives_the_raw_fields_of_the_rows_named():
+    """Rows counted as parse_source_csv counts them (a malformed line is no row), a quoted
+    line break inside a field, empty fields as empty bytes, a non-UTF-8 byte kept as it is."""
+    base = "DE0005140008,{m},{d},Common stock,EUR,{i},2022-04-07,09:0{n},1,1,1,1,5,1"
+    lines = [base.format(m="A", d="plain", i="1", n=0),
+             base.format(m="B", d='"two\nlines"', i="2", n=1),
+             "DE0005140008,too,few",
+             base.format(m="", d='""', i="3", n=2),
+             base.format(m="D", d="M\xfcLLER", i="4", n=3)]
+    data = source_text(lines)
+    assert formats.parse_source_csv(data, "k.csv").table.num_rows == 4
+    rows = formats.read_source_rows(data, "k.csv", ["SecurityID", "SecurityDesc", "Mnemonic"],
+                                    pa.array([1, 2, 3]), 4)
+    assert rows.schema == pa.schema([("Mnemonic", pa.binary()), ("SecurityDesc", pa.binary()),
+                                     ("SecurityID", pa.binary())])
+    assert rows.to_pylist() == [
+        {"Mnemonic": b"B", "SecurityDesc": b"two\nlines", "SecurityID": b"2"},
+        {"Mnemonic": b"", "SecurityDesc": b"", "SecurityID": b"3"},
+        {"Mnemonic": b"D", "SecurityDesc": b"M\xfcLLER", "SecurityID": b"4"}]
+    with pytest.raises(formats.SourceFormatError) as error:
+        formats.read_source_rows(data, "k.csv", ["Mnemonic"], pa.array([0]), 5)
+    assert str(error.value) == "k.csv: read as 4 rows, before as 5"
+
+
+def test_read_source_rows_of_a_row_longer_than_a_block_and_of_no_rows():
+    long_desc = "x" * (3 << 20)  # 3 MiB: longer than Arrow's 1 MiB block
+    line = "DE0005140008,A,{d},Common stock,EUR,1,2022-04-07,09:00,1,1,1,1,5,1"
+    data = source_text([line.format(d="short"), line.format(d=long_desc)])
+    rows = formats.read_source_rows(data, "k.csv", ["SecurityDesc"], pa.array([1]), 2)
+    assert rows["SecurityDesc"].to_pylist() == [long_desc.encode()]
+    empty = formats.read_source_rows(source_text([])[:-1], "k.csv", ["Mnemonic"],
+                                     pa.array([], pa.int64()), 0)
+    assert (empty.num_rows, empty.schema) == (0, pa.schema([("Mnemonic", pa.binary())]))
+
+
+def test_parquet_reports_are_zstd_compressed():
+    table = pa.table({"isin": ["DE0005140008"] * 3, "daily_traded_volume": [1, 2, 3]})
+    data = formats.serialise_table(table, "parquet")
+    metadata = formats.parquet().ParquetFile(io.BytesIO(data)).metadata
+    assert {metadata.row_group(0).column(i).compression for i in range(2)} == {"ZSTD"}
+
+
+def test_start_parquet_import_imports_in_a_named_thread(monkeypatch):
+    calls = []
+    monkeypatch.setattr(formats, "parquet", lambda: calls.append(
+        threading.current_thread().name))
+    formats.start_parquet_import()
+    for thread in threading.enumerate():
+        if thread.name == "xetra-import-parquet":
+            thread.join(5)
+    assert calls == ["xetra-import-parquet"]
+
+
+def test_read_source_rows_of_an_object_no_longer_a_csv_names_the_key():
+    """The rows are read again in a later request: the object may have changed since."""
+    with pytest.raises(formats.SourceFormatError, match="^k.csv: empty object"):
+        formats.read_source_rows(b"", "k.csv", ["Mnemonic"], pa.array([0]), 1)

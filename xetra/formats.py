@@ -277,6 +277,8 @@ def parse_source_csv(data: bytes, where: str,
     do not parse become nulls. Every row still counts, and rows with the wrong number of
     fields are malformed, whichever columns are kept."""
     names = header_names(data, where)
+    if b"\n" not in data:
+        data += b"\n"  # the header alone without a line end: Arrow cannot skip it as a row
     columns = [name for name in SOURCE_COLUMNS if name in columns]
     try:
         table, malformed = _read(data, names, _FAST_TYPES, columns)
