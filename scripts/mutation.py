@@ -46,7 +46,7 @@ MODULES = {
     "jobcontrol": ["tests/test_etl.py", "tests/test_meta.py", "tests/test_backfill.py",
                    "tests/test_catchup.py", "tests/test_deadline.py",
                    "tests/test_lock_round_trips.py", "tests/test_group_commit.py",
-                   "tests/test_jobcontrol_release.py"],
+                   "tests/test_jobcontrol_release.py", "tests/test_jobcontrol_discard.py"],
 }
 # What the tests need beside xetra/ and tests/ (mutmut copies these into mutants/).
 ALSO_COPY = ["testkit", "configs", "data", "deploy", "run.py"]
