@@ -93,3 +93,22 @@ def test_nothing_written_reads_nothing(control, monkeypatch):
     control.discard_unrecorded([])
     control.discard_unrecorded([(LATER[0], ""), (LATER[1], "")])
     assert len(report_keys(control)) == 5
+
+
+UNLISTED = ("3 report object(s) of dates the meta file does not list (2021-05-20..2021-05-21 "
+            "(2 dates), 2021-05-24): left as they are; a run that processes such a date replaces "
+            "its object, and one that is not this job's is removed by hand (docs/CONTRACT.md, "
+            "\"Report objects the meta file does not list\")")
+
+
+@pytest.mark.parametrize("last, pending", [(TUESDAY, []), (D(2021, 5, 12), [D(2021, 5, 12)])])
+def test_a_claim_names_the_unlisted_report_objects_once(control, caplog, last, pending):
+    """With nothing to do (no lock) and with a date to do (read under the lock): one warning,
+    the three later dates written out in full, and the claim knows them."""
+    with caplog.at_level(logging.WARNING, logger="xetra.jobcontrol"):
+        with control.claim(MONDAY, last) as claim:
+            assert claim.dates == pending
+            if pending:
+                assert claim.unlisted == set(LATER)
+    assert [(record.levelname, record.getMessage()) for record in caplog.records] == [
+        ("WARNING", UNLISTED)]

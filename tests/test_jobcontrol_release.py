@@ -55,6 +55,19 @@ def test_the_release_reads_first_only_past_half_the_expiry(tmp_path, seconds_ago
     assert lock.etag is None
 
 
+def test_a_lock_taken_over_meanwhile_is_left_and_named(tmp_path, caplog):
+    store = Recording(tmp_path)
+    lock = RunLock(store, "meta/lock", TTL)
+    lock.acquire()
+    store.put_bytes("meta/lock", b"another run's")
+    with caplog.at_level(logging.INFO, logger="xetra.jobcontrol"):
+        lock.release()
+    assert [record.getMessage() for record in caplog.records] == [
+        f"lock {tmp_path}/meta/lock is no longer this run's; left as it is"]
+    assert store.get_bytes("meta/lock") == b"another run's"
+    assert lock.etag is None
+
+
 def test_a_lock_never_taken_is_not_released(tmp_path):
     store = Recording(tmp_path)
     store.put_bytes("meta/lock", b"another run's")
