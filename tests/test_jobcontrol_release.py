@@ -2,10 +2,12 @@
 release reads the lock first (half the expiry since the last write), and which error a run
 stops with when the release fails too."""
 import logging
+import socket
 import time
 
 import pytest
 
+from xetra import jobcontrol
 from xetra.errors import JobStateError, StorageError
 from xetra.jobcontrol import RunLock
 from xetra.storage import LocalStorage
@@ -110,3 +112,12 @@ def test_released_on_exit_after_a_failing_block(tmp_path, caplog):
         f"could not remove the lock {tmp_path}/meta/lock (cannot delete {tmp_path}/meta/lock: "
         f"permission denied); it expires by itself"]
     assert store.get_versioned("meta/lock") is not None
+
+
+def test_an_unreadable_pid_namespace_is_a_question_mark(monkeypatch):
+    def unreadable(path):
+        raise PermissionError(13, "Permission denied", path)
+
+    monkeypatch.setattr(jobcontrol.os, "readlink", unreadable)
+    assert jobcontrol._process_namespace() == (  # pylint: disable=protected-access
+        f"{socket.gethostname()}:?")
