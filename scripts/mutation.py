@@ -27,8 +27,8 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
 MARKERS = "not container and not airflow and not lambda_runtime and not s3server"
-# The fast tests that exercise each module (no S3 server; the faults tests named here run the
-# job in-process through testkit.jobs.Job.run).
+# The fast tests that exercise each module (no S3 server: tests marked s3server are deselected
+# by MARKERS; the faults tests named here run the job in-process through testkit.jobs.Job.run).
 MODULES = {
     "transform": ["tests/test_transform.py", "tests/test_transform_adversarial.py",
                   "tests/test_etl.py", "tests/test_formats.py"],
@@ -37,13 +37,16 @@ MODULES = {
                 "tests/faults/test_faults_odd_rows.py", "tests/faults/test_faults_bad_input.py"],
     "config": ["tests/test_config.py", "tests/test_cli.py",
                "tests/faults/test_faults_config_hardening.py"],
-    "storage": ["tests/test_storage.py", "tests/test_etl.py", "tests/test_meta.py"],
+    "storage": ["tests/test_storage.py", "tests/test_etl.py", "tests/test_meta.py",
+                "tests/test_lock_round_trips.py"],
     "s3": ["tests/test_storage.py", "tests/test_etl.py", "tests/test_s3_connector.py"],
     "meta": ["tests/test_meta.py", "tests/test_meta_known_version.py",
              "tests/test_meta_migration.py", "tests/test_etl.py",
              "tests/faults/test_faults_config_meta.py"],
     "jobcontrol": ["tests/test_etl.py", "tests/test_meta.py", "tests/test_backfill.py",
-                   "tests/test_catchup.py", "tests/test_deadline.py"],
+                   "tests/test_catchup.py", "tests/test_deadline.py",
+                   "tests/test_lock_round_trips.py", "tests/test_group_commit.py",
+                   "tests/test_jobcontrol_release.py", "tests/test_jobcontrol_discard.py"],
 }
 # What the tests need beside xetra/ and tests/ (mutmut copies these into mutants/).
 ALSO_COPY = ["testkit", "configs", "data", "deploy", "run.py"]

@@ -219,6 +219,7 @@ def test_local_conditional_delete(tmp_path):
     store.delete("nowhere/k", if_match=etag)  # not even its folder
 
 
+@pytest.mark.s3server
 @pytest.mark.parametrize("server_name", ["motoserver", "seaweed"])
 def test_s3_conditional_delete_on_real_servers(server_name, request):
     """moto and SeaweedFS honour If-Match on DELETE as AWS does (since 2025-09): a 412 for

@@ -2,6 +2,7 @@
 the error translation is checked on hand-made botocore errors."""
 import io
 
+import boto3
 import pytest
 from botocore import UNSIGNED
 from botocore.exceptions import (ClientError, EndpointConnectionError, NoCredentialsError,
@@ -11,7 +12,7 @@ from botocore.stub import Stubber
 
 from xetra.config import S3ClientSettings, StorageLocation
 from xetra.errors import ObjectNotFound, PreconditionFailed, StorageError
-from xetra.s3 import S3BucketConnector, send_body_at_once
+from xetra.s3 import S3BucketConnector, new_session, send_body_at_once
 from xetra.storage import ObjectInfo, VersionedBytes
 
 WHERE = "cannot read s3://xetra-b/p/k"
@@ -263,3 +264,44 @@ def test_pages_without_entries_and_the_whole_bucket(connector):
         assert connector.list_folders() == []
         assert connector.list_objects("x") == []
         assert connector.list_folders() == ["2021-03-01"]
+
+
+def test_conditional_delete_sends_if_match_and_takes_a_missing_object_as_gone(connector):
+    """S3's conditional DELETE: IfMatch sent as given; 412 is a failed condition; a 404 (AWS's
+    answer for an object that is not there) means gone already, but only with a condition."""
+    where = {"Bucket": "xetra-b", "Key": "p/meta/lock"}
+    with Stubber(connector.client) as stub:
+        stub.add_response("delete_object", {}, {**where, "IfMatch": '"e1"'})
+        stub.add_client_error("delete_object", "NoSuchKey", "", 404,
+                              expected_params={**where, "IfMatch": '"e1"'})
+        stub.add_client_error("delete_object", "PreconditionFailed", "", 412,
+                              expected_params={**where, "IfMatch": '"e1"'})
+        stub.add_client_error("delete_object", "NoSuchKey", "", 404, expected_params=where)
+        assert connector.delete("meta/lock", if_match='"e1"') is None
+        assert connector.delete("meta/lock", if_match='"e1"') is None
+        with pytest.raises(PreconditionFailed) as refused:
+            connector.delete("meta/lock", if_match='"e1"')
+        with pytest.raises(ObjectNotFound) as missing:  # without a condition: as S3 said
+            connector.delete("meta/lock")
+        stub.assert_no_pending_responses()
+    assert str(refused.value) == ("cannot delete s3://xetra-b/p/meta/lock: precondition failed "
+                                  "(PreconditionFailed)")
+    assert str(missing.value) == "cannot delete s3://xetra-b/p/meta/lock: no such object"
+
+
+def test_the_client_comes_from_the_given_session(monkeypatch):
+    """`session`: the client is made from it (its credentials, not the environment's); without
+    one, from a new Session of boto3's default chain."""
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "from-the-environment")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "test")
+    location = StorageLocation("s3://xetra-b/p", "http://127.0.0.1:9", "eu-central-1")
+    session = boto3.session.Session(aws_access_key_id="from-the-session",
+                                    aws_secret_access_key="s")
+    given = S3BucketConnector(location, session=session)
+    default = S3BucketConnector(location)
+    assert given.client._request_signer._credentials.access_key == (  # pylint: disable=W0212
+        "from-the-session")
+    assert default.client._request_signer._credentials.access_key == (  # pylint: disable=W0212
+        "from-the-environment")
+    assert isinstance(new_session(), boto3.session.Session)
+    assert new_session() is not new_session()

@@ -1,7 +1,9 @@
 """The two adapters behind one interface: LocalStorage and S3BucketConnector (moto's mock_aws)."""
 import datetime as dt
+import fcntl
 import os
 import stat
+import threading
 
 import boto3
 import pyarrow as pa
@@ -271,3 +273,47 @@ def test_new_temp_file_never_opens_an_existing_file(tmp_path, monkeypatch):
     os.close(handle)
     assert path == tmp_path / ".tmp-bbbb"
     assert (tmp_path / ".tmp-aaaa").read_bytes() == b"another writer's"
+
+
+def test_local_conditional_delete_waits_for_the_folder_lock_and_names_the_file(tmp_path,
+                                                                              monkeypatch):
+    """The ETag is compared under the folder's exclusive lock (the one conditional writes
+    take): a delete waits while another process holds even a shared lock, and then sees the
+    object as that holder left it. An OS error names the file; no descriptor is left open."""
+    store = LocalStorage(tmp_path, create=True)
+    etag = store.put_bytes("meta/lock", b"ours")
+    folder = os.open(tmp_path / "meta", os.O_RDONLY)
+    fcntl.flock(folder, fcntl.LOCK_SH)
+    outcome = []
+
+    def delete():
+        try:
+            store.delete("meta/lock", if_match=etag)
+            outcome.append("deleted")
+        except PreconditionFailed as exc:
+            outcome.append(str(exc))
+
+    worker = threading.Thread(target=delete)
+    worker.start()
+    worker.join(0.3)
+    assert worker.is_alive() and not outcome  # waiting for the lock
+    (tmp_path / "meta" / "lock").write_bytes(b"taken over meanwhile")
+    fcntl.flock(folder, fcntl.LOCK_UN)
+    os.close(folder)
+    worker.join(10)
+    assert outcome == [f"{tmp_path}/meta/lock changed since it was written"]
+    assert store.get_bytes("meta/lock") == b"taken over meanwhile"
+
+    etag = store.put_bytes("meta/lock", b"ours again")
+    descriptors = len(os.listdir("/proc/self/fd"))
+
+    def refuse(path, missing_ok=False):
+        raise PermissionError(13, "Permission denied", str(path))
+
+    monkeypatch.setattr(storage.Path, "unlink", refuse)
+    with pytest.raises(StorageError) as error:
+        store.delete("meta/lock", if_match=etag)
+    assert str(error.value) == f"cannot delete {tmp_path}/meta/lock: Permission denied"
+    assert len(os.listdir("/proc/self/fd")) == descriptors
+    monkeypatch.undo()
+    assert store.get_bytes("meta/lock") == b"ours again"
