@@ -2,9 +2,11 @@
 one meta update for the group, every date recorded only after its report object is written,
 and a failure in a group records the dates before it and nothing after it."""
 import csv
+import gc
 import datetime as dt
 import io
 import threading
+import weakref
 
 import pytest
 
@@ -155,3 +157,26 @@ def test_a_date_that_stops_the_run_comes_after_the_queued_dates_are_committed(
     assert sorted(listed(folders[1], etl.config.meta.key)) == [str(day) for day in DAYS[:3]]
     assert [info.key for info in LocalStorage(folders[1]).list_objects("report1/")] == \
         [report_key(day) for day in DAYS[:3]]
+
+
+def test_a_queued_date_holds_its_report_not_its_source_rows(folders, pool, monkeypatch):
+    """Dates queued behind a slow commit keep only their report rows: the day's source rows
+    are freed once it is computed, so a slow target does not pile up whole days in memory."""
+    etl = make_etl(folders, pool, first_date="2021-05-10")
+    watcher = SlowFirstMetaWrite(monkeypatch, etl.config.meta.key)
+    sources, alive_when_last_computed = {}, []
+    original = etl.compute
+
+    def compute(day, source):
+        sources[day] = weakref.ref(source)
+        if day == SATURDAY:  # five dates are computed and queued behind Monday's meta write
+            gc.collect()
+            alive_when_last_computed.extend(earlier for earlier, ref in sources.items()
+                                            if earlier != day and ref() is not None)
+            watcher.release.set()
+        return original(day, source)
+
+    etl.compute = compute
+    assert etl.etl_report1(DAYS[0], SATURDAY).processed == [*DAYS, SATURDAY]
+    assert len(watcher.contents) == 2
+    assert not alive_when_last_computed, f"source rows still held: {alive_when_last_computed}"

@@ -598,17 +598,19 @@ class XetraETL:
                           utc_now_iso() if stale else "", str(source.hourly_objects),
                           ";".join(str(hour) for hour in result.missing_hours))
 
-        def recorded(key: str) -> None:
+        counts, skipped_objects = result.counts, source.skipped_objects
+
+        def recorded(key: str) -> None:  # holds the report, not the day's source rows
             what = f"recomputed: its previous trading day is now {stale.implied} (was " \
                 f"{previous_day_text(stale.recorded)}), " if stale else ""
             logger.info("%s: %s%d rows read, %d rows dropped, %d report rows -> %s (%s)", day,
-                        what, result.counts.rows_read, result.counts.dropped, report.num_rows,
+                        what, counts.rows_read, counts.dropped, report.num_rows,
                         key or "no trades", progress.step())
             (summary.recomputed if stale else summary.processed).append(day)
             if not stale:
-                summary.counts.add(result.counts)
+                summary.counts.add(counts)
                 summary.report_rows += report.num_rows
-            summary.skipped_objects.extend(source.skipped_objects)
+            summary.skipped_objects.extend(skipped_objects)
             if key and not stale:
                 summary.report_keys.append(key)
 
