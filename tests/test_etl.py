@@ -260,8 +260,9 @@ def test_extract_transform_load_and_meta_on_s3(tmp_path, pool):
         report, counts = etl.transform(FRIDAY, friday)
         assert report["closing_price"].to_pylist() == [50.0, 100.0, 0.0]  # BMW, SAP, ZERO
         assert counts.rows_read == 4 and counts.dropped == 0
-        assert etl.load(FRIDAY, report) == "report1/xetra_report1_2021-05-07.parquet"
-        assert etl.load(SATURDAY, transform.empty_report()) == ""
+        assert etl.load(FRIDAY, etl.encode(report)) == "report1/xetra_report1_2021-05-07.parquet"
+        assert etl.encode(transform.empty_report()) is None
+        assert etl.load(SATURDAY, None) == ""
         summary = etl.etl_report1(FRIDAY, MONDAY)
         assert summary.processed == [FRIDAY, SATURDAY, SUNDAY, MONDAY]
         monday = deserialise_table(target.get_bytes("report1/xetra_report1_2021-05-10.parquet"),
@@ -483,7 +484,7 @@ def test_report_objects_by_date_and_row_counts(tmp_path, report_format):
     settings = ReportSettings(prefix="daily/", name="rep", format=report_format)
     objects = jobcontrol.ReportObjects(store, settings)
     table = transform.with_output_names(transform.empty_report(), DEFAULT_COLUMNS)
-    assert objects.write(FRIDAY, table) == f"daily/rep_2021-05-07.{report_format}"
+    assert objects.write(FRIDAY, objects.encode(table)) == f"daily/rep_2021-05-07.{report_format}"
     three = pa.table({"isin": [SAP, BMW, ZERO]})
     store.put_bytes(f"daily/rep_2021-05-10.{report_format}",
                     formats.serialise_table(three, report_format))

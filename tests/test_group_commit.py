@@ -124,6 +124,30 @@ def test_a_failed_report_write_records_the_dates_before_it_and_nothing_after(
     assert not watcher.missing_reports
 
 
+def test_a_report_that_cannot_be_encoded_stops_the_group_there(folders, pool, monkeypatch):
+    """Encoding (in the commit thread) fails for Wednesday, the second date of a group:
+    Monday and Tuesday are written and recorded, nothing of Wednesday or after."""
+    etl = make_etl(folders, pool, first_date="2021-05-10")
+    watcher = SlowFirstMetaWrite(monkeypatch, etl.config.meta.key)
+    queue_behind_first(etl, watcher, 4)
+    encode, calls = etl.encode, []
+
+    def encode_fails_for_wednesday(report):
+        calls.append(report["closing_price"].to_pylist())
+        if calls[-1] == [102.0]:  # Wednesday's SAP close (100 + 2)
+            raise ValueError("cannot encode: broken column")
+        return encode(report)
+
+    etl.encode = encode_fails_for_wednesday
+    with pytest.raises(ValueError, match="broken column"):
+        etl.etl_report1(DAYS[0], DAYS[4])
+    assert calls == [[100.0], [101.0], [102.0]]  # Monday alone, then Tuesday's group
+    assert sorted(listed(folders[1], etl.config.meta.key)) == [str(DAYS[0]), str(DAYS[1])]
+    assert [info.key for info in LocalStorage(folders[1]).list_objects("report1/")] == \
+        [report_key(DAYS[0]), report_key(DAYS[1])]
+    assert not watcher.missing_reports
+
+
 def test_a_failed_group_meta_update_removes_the_groups_reports(folders, pool, monkeypatch):
     etl = make_etl(folders, pool, first_date="2021-05-10")
     watcher = SlowFirstMetaWrite(monkeypatch, etl.config.meta.key)

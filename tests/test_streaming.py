@@ -72,10 +72,10 @@ def test_a_failed_write_stops_the_run_and_later_days_are_not_committed(tmp_path,
     etl = make_etl((source, target), pool, first_date="2021-05-10")
     original = etl.load
 
-    def load(day, report, *claim):
+    def load(day, data, *claim):
         if day == days[1]:
             raise StorageError(f"cannot write report of {day}: disk full")
-        return original(day, report, *claim)
+        return original(day, data, *claim)
     etl.load = load
     with pytest.raises(StorageError, match="2021-05-11: disk full"):
         etl.etl_report1(days[0], days[-1])

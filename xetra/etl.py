@@ -305,13 +305,14 @@ class GroupCommitter:
             raise
 
     def _commit(self, group: list[DayCommit]) -> None:
-        writes = [self._writers.submit(self.etl.load, item.day, item.report, self.claim)
-                  if len(group) > 1 else None for item in group]
+        encoded, unencoded = self._encode(group)
+        writes = [self._writers.submit(self.etl.load, item.day, data, self.claim)
+                  if len(group) > 1 else None for item, data in zip(group, encoded)]
         keys: list[str] = []
         failure: BaseException | None = None
-        for item, write in zip(group, writes):
+        for item, data, write in zip(group, encoded, writes):
             try:
-                key = self.etl.load(item.day, item.report, self.claim) if write is None \
+                key = self.etl.load(item.day, data, self.claim) if write is None \
                     else write.result()
             except Exception as exc:  # pylint: disable=broad-except  # raised below
                 failure = failure or exc
@@ -328,8 +329,20 @@ class GroupCommitter:
                 recompute=done[0].recompute)
             for item, key in zip(done, keys):
                 item.recorded(key)
-        if failure is not None:
-            raise failure
+        if failure or unencoded:
+            raise failure or unencoded  # type: ignore[misc]
+
+    def _encode(self, group: list[DayCommit]) -> tuple[list[bytes | None], Exception | None]:
+        """The group's report objects, encoded in this thread one after the other (parquet
+        encoding in several threads at once raised six months' peak RSS by ~20 MB, issue
+        16); up to the first date that fails, and that error (its write fails in its place)."""
+        encoded: list[bytes | None] = []
+        for item in group:
+            try:
+                encoded.append(self.etl.encode(item.report))
+            except Exception as exc:  # pylint: disable=broad-except  # raised by _commit
+                return encoded, exc
+        return encoded, None
 
 
 class XetraETL:
@@ -418,18 +431,25 @@ class XetraETL:
         return DayResult(report, counts, None if previous is None else previous[0],
                          missing_session_hours(transform.trade_hours(trades)))
 
-    def load(self, day: dt.date, report: pa.Table, claim: Claim | None = None) -> str:
-        """Write the date's report object; no object for a date without trades (an unlisted
-        object under its key is removed: this run processes the date, and exactly once
-        allows no report object for a date without trades)."""
+    def encode(self, report: pa.Table) -> bytes | None:
+        """The bytes of a date's report object (output column names, configured format);
+        None for a date without trades, which gets no object."""
         if report.num_rows == 0:
+            return None
+        return self.control.reports.encode(
+            transform.with_output_names(report, self.config.report.columns))
+
+    def load(self, day: dt.date, data: bytes | None, claim: Claim | None = None) -> str:
+        """Write the date's report object (`encode`'s bytes); its key. For a date without
+        trades (None) no object, and an unlisted object under its key is removed: this run
+        processes the date, and exactly once allows no report object for it."""
+        if data is None:
             if claim is not None and day in claim.unlisted:
                 logger.warning("%s: removing report object %s: the date has no trades", day,
                                self.control.reports.describe(self.control.reports.key(day)))
                 self.control.reports.remove(day)
             return ""
-        return self.control.reports.write(
-            day, transform.with_output_names(report, self.config.report.columns))
+        return self.control.reports.write(day, data)
 
     def plan(self, first: dt.date, last: dt.date) -> list[dt.date]:
         """Dates from `first` to `last` not yet in the meta file, and the stale ones."""

@@ -84,10 +84,14 @@ class ReportObjects:
         """Where the object is, for messages."""
         return self.target.describe(key)
 
-    def write(self, day: dt.date, table: pa.Table) -> str:
-        """Serialise the date's report table in the configured format and write it; its key."""
+    def encode(self, table: pa.Table) -> bytes:
+        """A report table as the bytes of its object, in the configured format."""
+        return formats.serialise_table(table, self.settings.format)
+
+    def write(self, day: dt.date, data: bytes) -> str:
+        """Write the date's report object (bytes from `encode`); its key."""
         key = self.key(day)
-        self.target.put_bytes(key, formats.serialise_table(table, self.settings.format))
+        self.target.put_bytes(key, data)
         return key
 
     def remove(self, day: dt.date) -> str:
