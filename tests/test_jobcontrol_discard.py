@@ -115,15 +115,10 @@ def test_a_claim_names_the_unlisted_report_objects_once(control, caplog, last, p
         ("WARNING", UNLISTED)]
 
 
-def test_pending_are_the_dates_of_the_range_the_meta_file_lacks(control):
-    assert control.pending(MONDAY, D(2021, 5, 13)) == [D(2021, 5, 12), D(2021, 5, 13)]
-    assert control.pending(MONDAY, TUESDAY) == []
-
-
 def test_record_one_date_and_its_failure(control, monkeypatch):
-    """record: the date is listed with its report key; when the meta update fails, a new
+    """record_group of one date: it is listed with its report key; when the meta update fails, a new
     date's object is removed, a recomputed date's object stays for the next run."""
-    control.record(MetaEntry(LATER[0], "2021-05-21T06:00:00", report_key=key(LATER[0])))
+    control.record_group([MetaEntry(LATER[0], "2021-05-21T06:00:00", report_key=key(LATER[0]))])
     listed = control.meta.load().entries
     assert sorted(listed) == [MONDAY, TUESDAY, LATER[0]]
     assert listed[LATER[0]].report_key == key(LATER[0])
@@ -133,8 +128,9 @@ def test_record_one_date_and_its_failure(control, monkeypatch):
 
     monkeypatch.setattr(control.meta, "record", failing)
     with pytest.raises(StorageError, match=r"\(1 entries\)"):
-        control.record(MetaEntry(LATER[1], "2021-05-22T06:00:00", report_key=key(LATER[1])),
-                       recompute=True)
+        control.record_group([MetaEntry(LATER[1], "2021-05-22T06:00:00",
+                                        report_key=key(LATER[1]))], recompute=True)
     with pytest.raises(StorageError, match=r"\(1 entries\)"):
-        control.record(MetaEntry(LATER[2], "2021-05-25T06:00:00", report_key=key(LATER[2])))
+        control.record_group([MetaEntry(LATER[2], "2021-05-25T06:00:00",
+                                        report_key=key(LATER[2]))])
     assert report_keys(control) == [key(MONDAY), key(TUESDAY), key(LATER[0]), key(LATER[1])]

@@ -389,10 +389,6 @@ class JobControl:
         self.meta = MetaProcess(target, config.meta)
         self.reports = ReportObjects(target, config.report)
 
-    def pending(self, first: dt.date, last: dt.date) -> list[dt.date]:
-        """Dates from `first` to `last` not yet in the meta file."""
-        return self.meta.pending_dates(self.meta.load(), first, last)
-
     def stale(self, snapshot: MetaSnapshot, first: dt.date, last: dt.date) -> list[StaleDate]:
         """The dates from `first` to `last` whose report compares with the wrong day."""
         return stale_dates(snapshot.entries, date_range(first, last), self.job.lookback_days,
@@ -466,10 +462,6 @@ class JobControl:
         if unlisted:
             logger.warning("%s", unlisted_warning(unlisted))
         return unlisted
-
-    def record(self, entry: MetaEntry, recompute: bool = False) -> None:
-        """Record the date as done (a recompute: update its entry); see record_group."""
-        self.record_group([entry], recompute)
 
     def record_group(self, entries: list[MetaEntry], recompute: bool = False) -> None:
         """Record the dates as done in one meta file update (a recompute: update their
