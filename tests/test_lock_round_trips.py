@@ -116,6 +116,32 @@ def test_the_reads_under_the_lock_go_at_once(folders, pool, monkeypatch):
     assert sorted(waited) == sorted([meta, "report1/", slice_lock_prefix(etl.config.meta)])
 
 
+def test_the_first_meta_read_goes_with_the_folder_listing(folders, pool, monkeypatch):
+    """The meta file's first read (before the lock) and the source's folder listing are both
+    sent before either is answered: a barrier of two that serial calls would break."""
+    etl = make_etl(folders, pool, first_date="2021-05-07")
+    barrier = threading.Barrier(2, timeout=5)
+    get, list_folders = LocalStorage.get_versioned, LocalStorage.list_folders
+    meta, met = etl.config.meta.key, []
+
+    def get_versioned(store, key):
+        if key == meta and not met:
+            met.append(key)
+            barrier.wait()
+        return get(store, key)
+
+    def listed_with_the_meta_read(store, prefix=""):
+        if store.root == folders[0].resolve() and "folders" not in met:
+            met.append("folders")
+            barrier.wait()
+        return list_folders(store, prefix)
+
+    monkeypatch.setattr(LocalStorage, "get_versioned", get_versioned)
+    monkeypatch.setattr(LocalStorage, "list_folders", listed_with_the_meta_read)
+    assert etl.etl_report1(FRIDAY, MONDAY).processed == [FRIDAY, SATURDAY, MONDAY]
+    assert sorted(met) == sorted([meta, "folders"])
+
+
 def test_a_run_stopped_by_a_held_lock_still_names_unlisted_reports(folders, pool, caplog):
     etl = make_etl(folders, pool, first_date="2021-05-07")
     target = LocalStorage(folders[1], create=True)
