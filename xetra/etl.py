@@ -31,11 +31,11 @@ from xetra.transform import RowCounts
 
 logger = logging.getLogger(__name__)
 
-# Days read (and their trades selected) ahead of the one being summarised and written. Two
-# keep both cores busy locally (~10 % faster than one on a month); a third keeps more GETs in
-# flight from a remote bucket (month through the 30 ms proxy: 0.95x the wall of two, faster in
-# 6 of 6 interleaved pairs) at the same local speed, for ~25 MB more peak RSS on six months.
-READ_AHEAD_DAYS = 3
+# Days read (and their trades selected) ahead of the one being summarised and written: two
+# keep both cores busy (~10 % faster than one on a month, for ~60 MB more at peak). Three
+# were no faster locally, and through the 30 ms proxy 0.95x in one interleaved set and 1.01x
+# in the next (benchmarks/README.md, issue 13), for ~25 MB more on six months: not taken.
+READ_AHEAD_DAYS = 2
 
 
 @dataclass
