@@ -26,8 +26,8 @@ import time
 from pathlib import Path
 from types import SimpleNamespace
 
-from benchmarks.run_benchmark import (REPO, bench_config, dataset, seaweedfs_with_data,
-                                      server_cpu_seconds)
+from benchmarks.run_benchmark import (REPO, bench_config, compile_checkout, dataset,
+                                      seaweedfs_with_data, server_cpu_seconds)
 from benchmarks.s3_proxy import latency_proxy
 from testkit.s3servers import empty_bucket
 
@@ -93,6 +93,7 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     first = dt.date(2021, 3, 1)  # run_benchmark's default range and seed
     last = first + dt.timedelta(days=args.days - 1)
+    compile_checkout(REPO)
     figures = measure(args, dataset(first, last, 2021), (first, last))
     floor = statistics.median(wall for wall, _, _ in figures["fetch floor"])
     stamp = dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d %H:%M")

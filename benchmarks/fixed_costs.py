@@ -28,7 +28,7 @@ import time
 from collections import defaultdict
 from pathlib import Path
 
-from benchmarks.run_benchmark import bench_config, dataset
+from benchmarks.run_benchmark import bench_config, compile_checkout, dataset
 
 REPO = Path(__file__).resolve().parent.parent
 HEAVY = ("pandas", "pyarrow.dataset", "pyarrow.acero", "numpy", "boto3", "yaml",
@@ -155,6 +155,7 @@ def main() -> None:
     args = parser.parse_args()
     first, last = args.start, args.start + dt.timedelta(days=args.days - 1)
     data = dataset(first, last, 2021)
+    compile_checkout(REPO)
     with tempfile.TemporaryDirectory() as work:
         config = bench_config(Path(work) / "job.yml", str(data), str(Path(work) / "out"), first)
         startup = startup_rows(args.runs, config, first, last)
