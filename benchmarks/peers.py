@@ -25,7 +25,6 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import os
-import warnings
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -125,12 +124,13 @@ def run_duckdb(source: Path, out: Path, first: dt.date, last: dt.date,
     connection = duckdb.connect()
     if remote is not None:
         _duckdb_httpfs(connection, remote)
-    with warnings.catch_warnings():  # the extra copy it warns about is of the small result
-        warnings.simplefilter("ignore")
-        table = connection.execute(DUCKDB_QUERY, [_non_empty_files(source, remote),
-                                                  LOOKBACK_DAYS, first, last]).to_arrow_table()
-    _write(table, out)
-    return table.num_rows
+    out.parent.mkdir(parents=True, exist_ok=True)
+    # DuckDB's own parquet writer, as its user would: no pyarrow import (~0.15 s of a week).
+    target = str(out).replace("'", "''")
+    (rows,) = connection.execute(f"COPY ({DUCKDB_QUERY}) TO '{target}' (FORMAT parquet)",
+                                 [_non_empty_files(source, remote), LOOKBACK_DAYS, first,
+                                  last]).fetchone()
+    return rows
 
 
 def run_polars(source: Path, out: Path, first: dt.date, last: dt.date,
@@ -175,9 +175,10 @@ def run_polars(source: Path, out: Path, first: dt.date, last: dt.date,
                    / pl.when(pl.col("previous_close") != 0).then(pl.col("previous_close"))
                    * 100).round(2).alias("change_prev_closing_%"))
               .select(COLUMNS).sort(["date", "isin"]))
-    table = report.collect().to_arrow()
-    _write(table, out)
-    return table.num_rows
+    frame = report.collect()
+    out.parent.mkdir(parents=True, exist_ok=True)
+    frame.write_parquet(out)  # polars' own writer, as its user would: no pyarrow import
+    return frame.height
 
 
 def run_pyarrow(source: Path, out: Path, _first: dt.date, _last: dt.date,
