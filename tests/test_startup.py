@@ -2,6 +2,7 @@
 from bytes instead of from Python objects (which would import pandas)."""
 import datetime as dt
 import json
+import os
 import subprocess
 import sys
 
@@ -51,6 +52,32 @@ def test_plan_still_works_with_its_lazy_import(repo_root, tmp_path):
                   "--to", "2017-06-28", "--target", str(tmp_path / "out"), "--plan")
     assert found["status"] == 0
     assert "xetra.backfill" in found["modules"]
+
+
+ENTRYPOINT_STATE = """
+import gc, json, os, runpy, sys
+runpy.run_path("run.py", run_name="imported")
+print(json.dumps({"gc_enabled": gc.isenabled(), "frozen": gc.get_freeze_count(),
+                  "blas": os.environ.get("OPENBLAS_NUM_THREADS"),
+                  "numpy": "numpy" in sys.modules}))
+"""
+
+
+@pytest.mark.parametrize("user_value, expected", [(None, "1"), ("2", "2")],
+                         ids=["default", "user-set"])
+def test_the_entrypoint_leaves_the_collector_on_and_blas_single_threaded(repo_root, user_value,
+                                                                         expected):
+    """run.py imports the job with the collector off, then turns it back on with the imported
+    objects frozen; OpenBLAS gets one thread unless the user chose a number."""
+    env = {key: value for key, value in os.environ.items() if key != "OPENBLAS_NUM_THREADS"}
+    if user_value is not None:
+        env["OPENBLAS_NUM_THREADS"] = user_value
+    done = subprocess.run([sys.executable, "-c", ENTRYPOINT_STATE], cwd=repo_root, env=env,
+                          check=True, capture_output=True, text=True)
+    state = json.loads(done.stdout)
+    assert state["gc_enabled"] is True and state["numpy"] is True
+    assert state["frozen"] > 10_000  # the modules' objects, pyarrow's and numpy's among them
+    assert state["blas"] == expected
 
 
 def test_scalars_hold_their_values():
