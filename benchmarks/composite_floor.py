@@ -54,7 +54,7 @@ def contenders(data: Path, work: Path, url: str, window: tuple[dt.date, dt.date]
     local = bench_config(work / "local.yml", str(data), str(work / "out"), first)
     job = [sys.executable, "run.py", "--from", str(first), "--to", str(last), "--config"]
     fetch = [sys.executable, "-m", "benchmarks.peers", "fetch", str(data),
-             str(work / "fetched.parquet"), str(first), str(last), "--endpoint", url,
+             str(work / "fetched.txt"), str(first), str(last), "--endpoint", url,
              "--bucket", "bench-source"]
     return {"job (S3 via proxy)": [job + [str(remote)]], "fetch floor": [fetch],
             "composite: fetch floor + job on the local copy": [fetch, job + [str(local)]]}
