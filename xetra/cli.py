@@ -295,7 +295,7 @@ def end_without_teardown(status: int) -> None:
     Registered once the run has returned, so it runs after the interpreter has joined every
     thread, and every write of the run is durable by then (put_bytes syncs before renaming).
     """
-    logging.shutdown()  # the atexit handler logging registered itself comes after this one
+    logging.shutdown()  # logging's own exit handler would run after this one: it never does
     for stream in (sys.stdout, sys.stderr):
         try:
             stream.flush()
