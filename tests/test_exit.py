@@ -49,8 +49,8 @@ def test_a_failed_run_keeps_its_exit_status_and_error_line(tmp_path, sample_dir)
 
 def test_threads_still_running_end_before_the_process_does(tmp_path, sample_dir):
     """A non-daemon thread still at work when the run returns is waited for, as the
-    interpreter's own exit does; the exit handlers registered before the run's end are not
-    run (the teardown is skipped), the ones after it are."""
+    interpreter's own exit does; an exit handler registered before the run's end is not run
+    (the process ends in end_without_teardown)."""
     config = config_with_log_file(tmp_path, sample_dir)
     late, early_handler = tmp_path / "late-thread", tmp_path / "early-handler"
     script = (

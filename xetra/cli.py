@@ -280,7 +280,8 @@ def backfill_step(args: argparse.Namespace, etl: XetraETL, window: tuple[dt.date
 
 
 def main() -> None:
-    """Console entry point."""
+    """Console entry point; it owns the process: at exit, end_without_teardown ends it with
+    the run's status (call run() to run the job inside another program)."""
     use_lean_memory_pool()
     status = run(sys.argv[1:])
     atexit.register(end_without_teardown, status)
@@ -294,6 +295,8 @@ def end_without_teardown(status: int) -> None:
 
     Registered once the run has returned, so it runs after the interpreter has joined every
     thread, and every write of the run is durable by then (put_bytes syncs before renaming).
+    Exit handlers registered earlier do not run (coverage's COVERAGE_PROCESS_START save would
+    need its `patch = _exit` setting; `coverage run` saves before the exit and is unaffected).
     """
     logging.shutdown()  # logging's own exit handler would run after this one: it never does
     for stream in (sys.stdout, sys.stderr):
