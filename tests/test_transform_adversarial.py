@@ -210,8 +210,10 @@ def test_random_days_equal_the_plain_python_reference(seed):
                            transform.select_trades(table, DAY, list(CURRENCIES))):
         assert as_counts(counts) == expected_counts
         assert counts.rows_read == len(rows)
-        wanted = [tuple(rows[i][name] for name in TRADE_COLUMNS) for i in kept]
-        assert list(zip(*(trades[name].to_pylist() for name in TRADE_COLUMNS))) == wanted
+        # Date and Currency are checked, then dropped: the kept rows' other trade fields.
+        assert trades.column_names == ["ISIN", "Time", *PRICE_COLUMNS, "TradedVolume"]
+        wanted = [tuple(rows[i][name] for name in trades.column_names) for i in kept]
+        assert list(zip(*(trades[name].to_pylist() for name in trades.column_names))) == wanted
         rng = random.Random(seed)
         isins = sorted({rows[i]["ISIN"] for i in kept})
         previous = {isin: rng.choice([0.0, 50.0, 99.99, 123.4]) for isin in isins[::2]}
@@ -312,10 +314,36 @@ def test_volumes_beyond_53_bits_add_up_exactly():
     assert row["daily_traded_volume"] == 18014398509481985 == (1 << 54) + 1
 
 
-def test_which_rows_share_isin_and_time_with_another():
+# The day's ISIN x Time key space fits the table of flags; 0: every key space is sorted.
+BOTH_WAYS = pytest.mark.parametrize("direct_keys", [transform._MAX_DIRECT_KEYS, 0],
+                                    ids=["flags", "sorted"])
+
+
+@BOTH_WAYS
+def test_a_shared_pair_of_codes_is_found_either_way(monkeypatch, direct_keys):
+    """200 random sets of (ISIN code, Time code) pairs, up to 5 x 5 keys: a pair repeats
+    exactly when the set of pairs is smaller than the list (counted with Python's set)."""
+    monkeypatch.setattr(transform, "_MAX_DIRECT_KEYS", direct_keys)
+    rng = random.Random(11)
+    outcomes = set()
+    for _ in range(200):
+        isins, times, rows = rng.randrange(1, 6), rng.randrange(1, 6), rng.randrange(0, 12)
+        pairs = [(rng.randrange(isins), rng.randrange(times)) for _ in range(rows)]
+        isin_codes = np.array([isin for isin, _ in pairs], np.int32)
+        time_codes = np.array([time for _, time in pairs], np.int32)
+        expected = len(set(pairs)) < len(pairs)
+        assert transform._any_pair_shares_a_key(isin_codes, time_codes, isins, times) \
+            is expected
+        outcomes.add(expected)
+    assert outcomes == {True, False}  # both answers were asked for
+
+
+@BOTH_WAYS
+def test_which_rows_share_isin_and_time_with_another(monkeypatch, direct_keys):
     """Per row, worked out by hand: rows 1 and 4 share (B, 10:00), rows 2 and 5 (C, 09:00);
     row 0's minute (A, 09:00) is shared only with row 3, which is not among the rows
     considered."""
+    monkeypatch.setattr(transform, "_MAX_DIRECT_KEYS", direct_keys)
     table = pa.table({"ISIN": ["A", "B", "C", "A", "B", "C", "A"],
                       "Time": ["09:00", "10:00", "09:00", "09:00", "10:00", "09:00", "10:00"]})
     assert transform._sharing_isin_and_time(table).to_pylist() == \

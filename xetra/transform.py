@@ -11,12 +11,16 @@ import pyarrow.compute as pc
 
 from xetra import arrow_values as av
 from xetra.errors import NeedsAllColumns
-from xetra.formats import PRICE_COLUMNS, SOURCE_COLUMNS
+from xetra.formats import PRICE_COLUMNS, SOURCE_COLUMNS, TRADE_COLUMNS
 
 _ISIN = r"^[A-Z]{2}[A-Z0-9]{9}[0-9]$"
 # HH:MM as published; HH:MM:SS too, so that a feed with seconds is read rather than lost
 # (times of either form order correctly as text: "09:05" < "09:05:30" < "09:06").
 _TIME = r"^([01][0-9]|2[0-3]):[0-5][0-9](:[0-5][0-9])?$"
+
+# What the summary reads of a trade. Date (the day's own) and Currency (one of the report's)
+# are checked and dropped: filtering two string columns fewer is ~45 % cheaper.
+TRADE_FIELDS = tuple(name for name in TRADE_COLUMNS if name not in ("Date", "Currency"))
 
 # Logical report columns in output order, with their Arrow types.
 REPORT_SCHEMA = pa.schema([
@@ -30,6 +34,9 @@ REPORT_SCHEMA = pa.schema([
     ("change_prev_closing", pa.float64()),
 ])
 CLOSES_SCHEMA = pa.schema([("isin", pa.string()), ("previous_close", pa.float64())])
+# The largest ISIN x Time key space checked with a table of flags (_any_pair_shares_a_key):
+# 64 MB at most, and allocated lazily by the system, so only the pages touched cost.
+_MAX_DIRECT_KEYS = 1 << 26
 _ZERO_PRICE = av.float64(0.0)
 _ZERO_VOLUME = av.int64(0)
 _HUNDRED = av.float64(100.0)
@@ -167,27 +174,45 @@ def describe_invalid(day: dt.date, counts: RowCounts,
             f"({counts.invalid_share:.1%}{common})")
 
 
+def _any_pair_shares_a_key(isin_codes: np.ndarray, time_codes: np.ndarray, isins: int,
+                           times: int) -> bool:
+    """Whether two rows have the same (ISIN code, Time code); codes below `isins`, `times`.
+
+    Each pair of codes is one position in a table of isins x times flags (a day: ~3k ISINs x
+    < 1.5k times, a few MB): rows that set fewer flags than there are rows repeat a pair. One
+    pass, ~5x cheaper than sorting the codes; a key space too large for such a table (an odd
+    day with very many distinct values) is sorted instead (two radix passes).
+    """
+    if isins * times <= _MAX_DIRECT_KEYS:
+        flags = np.zeros(isins * times, dtype=np.bool_)
+        flags[isin_codes.astype(np.int64) * times + time_codes] = True
+        return int(np.count_nonzero(flags)) < len(isin_codes)
+    isin_codes, time_codes = _small_codes(isin_codes), _small_codes(time_codes)
+    order = _lexical_order(isin_codes, time_codes)
+    isin_codes, time_codes = isin_codes[order], time_codes[order]
+    return bool(np.any((isin_codes[1:] == isin_codes[:-1]) &
+                       (time_codes[1:] == time_codes[:-1])))
+
+
 def _sharing_isin_and_time(table: pa.Table, among: pa.Array | None = None,
                            encoded: tuple[pa.DictionaryArray, pa.DictionaryArray] | None = None,
                            ) -> pa.Array | None:
     """Per row, whether another row (of those `among`, default all; their ISIN and Time are
     not null) has the same ISIN and Time: only such rows can be exact duplicates. None when no
-    two do. The rows' ISIN and Time codes, sorted (two radix passes) and compared with their
-    neighbours, instead of grouping by two string columns. `encoded`: the
-    ISIN and Time columns already dictionary-encoded."""
+    two do (_any_pair_shares_a_key on the rows' ISIN and Time codes, instead of grouping by
+    two string columns). `encoded`: the ISIN and Time columns already dictionary-encoded."""
     if table.num_rows < 2:
         return None
     isins, times = encoded or (_dictionary(table["ISIN"]), _dictionary(table["Time"]))
     if isinstance(among, pa.ChunkedArray):
         among = av.combined(among)
-    isin_codes = _small_codes(av.to_numpy(isins.indices, np.int32))
-    time_codes = _small_codes(av.to_numpy(times.indices, np.int32))
+    isin_codes = av.to_numpy(isins.indices, np.int32)
+    time_codes = av.to_numpy(times.indices, np.int32)
     if among is not None:
         rows = av.to_numpy(pc.indices_nonzero(among), np.uint64)
         isin_codes, time_codes = isin_codes[rows], time_codes[rows]
-    order = _lexical_order(isin_codes, time_codes)
-    isin_codes, time_codes = isin_codes[order], time_codes[order]
-    if not np.any((isin_codes[1:] == isin_codes[:-1]) & (time_codes[1:] == time_codes[:-1])):
+    if not _any_pair_shares_a_key(isin_codes, time_codes, len(isins.dictionary),
+                                  len(times.dictionary)):
         return None
     # Rare: some rows share ISIN and Time. Which ones, by Arrow's hashing (nulls stay null).
     key = pc.add(pc.multiply(pc.cast(isins.indices, pa.int64()), av.int64(len(times.dictionary))),
@@ -238,8 +263,9 @@ def select_trades(source: pa.Table, day: dt.date, currencies: Sequence[str],
     source rows (and columns) needed when trades share ISIN and Time; call again with those
     as `other_columns`.
 
-    The trades' ISIN and Time columns are dictionary-encoded (each distinct value once; the
-    day's values are encoded once here and reused by daily_summary and trade_hours).
+    The trades hold TRADE_FIELDS; their ISIN and Time columns are dictionary-encoded (each
+    distinct value once; the day's values are encoded once here and reused by daily_summary
+    and trade_hours).
     """
     encoded = (_dictionary(source["ISIN"]), _dictionary(source["Time"]))
     valid = _is_valid(source, day, encoded)
@@ -250,7 +276,7 @@ def select_trades(source: pa.Table, day: dt.date, currencies: Sequence[str],
     repeats = _repeats(source, is_trade, other_columns, encoded)
     keyed = source.set_column(source.schema.get_field_index("ISIN"), "ISIN", encoded[0]) \
         .set_column(source.schema.get_field_index("Time"), "Time", encoded[1])
-    trades = keyed.filter(is_trade if repeats is None else
+    trades = keyed.select(list(TRADE_FIELDS)).filter(is_trade if repeats is None else
                           pc.and_(is_trade, pc.invert(repeats)))  # the day's one copy
     n_valid = pc.sum(valid).as_py() or 0
     n_positive = pc.sum(pc.and_(valid, positive)).as_py() or 0
