@@ -303,6 +303,30 @@ def test_many_trades_in_one_minute_keep_their_source_order():
         (1.0, 41.0), (100.0, 339.0)]
 
 
+def test_an_isin_under_two_dictionary_codes_is_one_report_row():
+    """Dictionaries merged from several objects may name a value twice: B under codes 0 and 2,
+    A under 1, and C (code 3) with no trade. Worked out by hand: B opens at 09:00 with the
+    row at position 3 (StartPrice 4.0; 09:05 at position 0 is later) and closes at 09:30 with
+    position 2 (EndPrice 30.0); min 0.5, max 9.0, volume 1 + 2 + 4 = 7. A: one trade."""
+    isin = pa.DictionaryArray.from_arrays(pa.array([0, 1, 2, 0], pa.int32()),
+                                          pa.array(["B", "A", "B", "C"]))
+    trades = pa.table({
+        "ISIN": isin,
+        "Time": ["09:05", "10:00", "09:30", "09:00"],
+        "StartPrice": [1.0, 2.0, 3.0, 4.0],
+        "MaxPrice": [9.0, 2.0, 3.0, 4.0],
+        "MinPrice": [1.0, 2.0, 0.5, 4.0],
+        "EndPrice": [10.0, 20.0, 30.0, 40.0],
+        "TradedVolume": pa.array([1, 5, 2, 4], pa.int64()),
+    })
+    assert transform.daily_summary(trades, DAY).to_pylist() == [
+        {"isin": "A", "date": DAY, "opening_price": 2.0, "closing_price": 20.0,
+         "minimum_price": 2.0, "maximum_price": 2.0, "daily_traded_volume": 5},
+        {"isin": "B", "date": DAY, "opening_price": 4.0, "closing_price": 30.0,
+         "minimum_price": 0.5, "maximum_price": 9.0, "daily_traded_volume": 7},
+    ]
+
+
 def test_volumes_beyond_53_bits_add_up_exactly():
     """3 * 2**52 + 2**52 + 1 = 2**54 + 1: int64 arithmetic (a float64 sum gives another
     number)."""
