@@ -270,8 +270,8 @@ def select_trades(source: pa.Table, day: dt.date, currencies: Sequence[str],
     repeats = _repeats(source, is_trade, other_columns, encoded)
     keyed = source.set_column(source.schema.get_field_index("ISIN"), "ISIN", encoded[0]) \
         .set_column(source.schema.get_field_index("Time"), "Time", encoded[1])
-    trades = keyed.select(list(TRADE_FIELDS)).filter(is_trade if repeats is None else
-                          pc.and_(is_trade, pc.invert(repeats)))  # the day's one copy
+    one_copy = is_trade if repeats is None else pc.and_(is_trade, pc.invert(repeats))
+    trades = keyed.select(list(TRADE_FIELDS)).filter(one_copy)
     n_valid = pc.sum(valid).as_py() or 0
     n_positive = pc.sum(pc.and_(valid, positive)).as_py() or 0
     n_trades_with_duplicates = pc.sum(is_trade).as_py() or 0
@@ -302,10 +302,11 @@ def daily_summary(trades: pa.Table, day: dt.date) -> pa.Table:
     isins = _dictionary(trades["ISIN"])
     isin_ranks = _ranks(isins)
     groups = int(isin_ranks.max()) + 1
-    # Below rows * rows: no overflow of int64 for any day that fits in memory.
+    # A Time rank is at most the number of the source's distinct times, so the key stays far
+    # below 2**63 for any day that fits in memory.
     time_then_row = _ranks(_dictionary(trades["Time"])).astype(np.int64) * rows + \
         np.arange(rows, dtype=np.int64)
-    first = np.full(groups, np.iinfo(np.int64).max)
+    first = np.full(groups, np.iinfo(np.int64).max, dtype=np.int64)
     np.minimum.at(first, isin_ranks, time_then_row)
     last = np.full(groups, -1, dtype=np.int64)
     np.maximum.at(last, isin_ranks, time_then_row)
